@@ -1,0 +1,54 @@
+"""Shared fixtures: small real slices of the shipped market data and throw-away stores."""
+from __future__ import annotations
+
+import os
+
+# Two busy torch/BLAS threads per xdist worker collapse on 2 cores; one each is fastest.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pathlib import Path  # noqa: E402
+
+import polars as pl  # noqa: E402
+import pytest  # noqa: E402
+
+from workbench.paths import DATA_DIR  # noqa: E402
+
+ETH_FILE = DATA_DIR / "binance_ethusdt_1m.parquet"
+BTC_FILE = DATA_DIR / "binance_btcusdt_1m.parquet"
+
+
+@pytest.fixture(scope="session")
+def eth_1m() -> pl.DataFrame:
+    """The full shipped ETH/USDT 1m series (130,708 real candles)."""
+    return pl.read_parquet(ETH_FILE)
+
+
+@pytest.fixture(scope="session")
+def eth_slice(eth_1m) -> pl.DataFrame:
+    """A 3,000-candle real slice of ETH/USDT 1m (about two days)."""
+    return eth_1m.slice(20_000, 3_000)
+
+
+@pytest.fixture
+def tmp_store(tmp_path: Path):
+    """An empty Store on a fresh DuckDB file."""
+    from workbench.data.store import Store
+
+    return Store(tmp_path / "wb.duckdb")
+
+
+@pytest.fixture
+def eth_store(tmp_store, eth_slice):
+    """A Store holding the 3,000-candle ETH/USDT 1m slice as series ('ETH/USDT', '1m')."""
+    tmp_store.replace_series("ETH/USDT", "1m", eth_slice)
+    return tmp_store
+
+
+@pytest.fixture(autouse=True)
+def _isolated_runs(tmp_path, monkeypatch):
+    """Keep run artifacts of every test under its own tmp folder, never in data/runs/."""
+    monkeypatch.setenv("WORKBENCH_RUNS", str(tmp_path / "runs"))

@@ -1,0 +1,8 @@
+"""CLI commands of the notebooks part (placeholder until its issue lands)."""
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the root app."""

@@ -1,0 +1,333 @@
+"""The DuckDB store: schema and every SQL statement of the workbench.
+
+All SQL lives in this module and always uses bound parameters. Other modules call the methods of
+:class:`Store`; none of them opens a DuckDB connection itself.
+
+Concurrency design
+------------------
+DuckDB lets one process at a time hold a database file open read-write, and a read-only open
+conflicts with a writer in another process. Several processes must nevertheless use the same file
+at once (a notebook kernel ingesting, another kernel reading, a Voila dashboard reading), so:
+
+* **No process holds the file open.** Every operation opens a connection, runs one short
+  transaction and closes it, so the OS file lock is held for milliseconds.
+* **Every open retries.** When another process holds the lock, DuckDB raises an ``IOException``
+  ("Could not set lock on file"). :meth:`Store._connect` retries with jittered exponential backoff
+  until ``busy_timeout`` seconds have passed, then raises :class:`StoreBusyError`, a typed error with
+  a clear message. The raw DuckDB lock error never reaches a user.
+* **One writer at a time, atomically.** Writes run inside ``BEGIN ... COMMIT``; a failure rolls
+  back, so nothing is half-written. Within one process, DuckDB shares one database instance
+  between connections to the same path, so threads do not contend on the file lock; each thread
+  uses its own cursor.
+* **Readers work on snapshots.** Hot paths (replay, windows, backtests) read a range once into
+  memory (numpy/polars) and work on that snapshot; they never keep a cursor open.
+* All connections use the same (read-write) configuration, because DuckDB refuses to mix
+  read-only and read-write connections to one file inside a process.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import duckdb
+import polars as pl
+
+from workbench.errors import StoreBusyError, StoreError
+from workbench.paths import resolve_db_path
+
+OHLCV_COLUMNS = ("ts", "open", "high", "low", "close", "volume")
+ACTIONS = ("BUY", "SELL", "HOLD")
+ANNOTATION_SOURCES = ("manual", "pivot", "rule")
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS ohlcv (
+        symbol VARCHAR NOT NULL, timeframe VARCHAR NOT NULL, ts BIGINT NOT NULL,
+        open DOUBLE NOT NULL, high DOUBLE NOT NULL, low DOUBLE NOT NULL, close DOUBLE NOT NULL,
+        volume DOUBLE NOT NULL)""",
+    # seed 001's pivot table plus confirmed_ts: the close of the first candle at which the pivot
+    # is knowable. ts is the pivot candle's open time.
+    """CREATE TABLE IF NOT EXISTS pivot_points (
+        symbol VARCHAR NOT NULL, timeframe VARCHAR NOT NULL, ts BIGINT NOT NULL,
+        confirmed_ts BIGINT NOT NULL, price DOUBLE NOT NULL, pivot_type VARCHAR NOT NULL,
+        level INTEGER NOT NULL, strength INTEGER NOT NULL,
+        PRIMARY KEY (symbol, timeframe, ts, pivot_type))""",
+    """CREATE TABLE IF NOT EXISTS indicators (
+        symbol VARCHAR NOT NULL, timeframe VARCHAR NOT NULL, ts BIGINT NOT NULL,
+        returns DOUBLE, log_returns DOUBLE, sma_10 DOUBLE, sma_20 DOUBLE, sma_50 DOUBLE,
+        ema_10 DOUBLE, ema_20 DOUBLE, ema_50 DOUBLE, rsi_14 DOUBLE, atr_14 DOUBLE,
+        volume_z DOUBLE)""",
+    """CREATE TABLE IF NOT EXISTS annotations (
+        symbol VARCHAR NOT NULL, timeframe VARCHAR NOT NULL, ts BIGINT NOT NULL,
+        action VARCHAR NOT NULL CHECK (action IN ('BUY', 'SELL', 'HOLD')),
+        source VARCHAR NOT NULL CHECK (source IN ('manual', 'pivot', 'rule')),
+        created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        PRIMARY KEY (symbol, timeframe, ts, source))""",
+    """CREATE TABLE IF NOT EXISTS ingest_cache (
+        content_hash VARCHAR NOT NULL, symbol VARCHAR NOT NULL, timeframe VARCHAR NOT NULL,
+        path VARCHAR NOT NULL, rows BIGINT NOT NULL,
+        ingested_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        PRIMARY KEY (content_hash, symbol, timeframe))""",
+    # the prediction ledger (coordinator issue): one row per inference frame, outcome filled in
+    # once known.
+    """CREATE TABLE IF NOT EXISTS prediction_ledger (
+        inference_id VARCHAR NOT NULL, session_id VARCHAR, run_id VARCHAR,
+        model_version BIGINT, symbol VARCHAR NOT NULL, timeframe VARCHAR NOT NULL,
+        prediction_ts BIGINT NOT NULL, target_ts BIGINT NOT NULL,
+        data_range_start BIGINT NOT NULL, data_range_end BIGINT NOT NULL,
+        predicted_action VARCHAR, confidence DOUBLE,
+        pred_open DOUBLE, pred_high DOUBLE, pred_low DOUBLE, pred_close DOUBLE,
+        actual_open DOUBLE, actual_high DOUBLE, actual_low DOUBLE, actual_close DOUBLE,
+        realised_move DOUBLE, pivot_type VARCHAR, pivot_confirmed_ts BIGINT,
+        recorded_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
+    """CREATE TABLE IF NOT EXISTS backtest_results (
+        backtest_id VARCHAR PRIMARY KEY, run_id VARCHAR, symbol VARCHAR NOT NULL,
+        timeframe VARCHAR NOT NULL, start_ts BIGINT, end_ts BIGINT,
+        created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        final_equity DOUBLE, pnl DOUBLE, return_pct DOUBLE, n_trades BIGINT, win_rate DOUBLE,
+        max_drawdown DOUBLE, sharpe DOUBLE, exposure DOUBLE, params VARCHAR,
+        trades_path VARCHAR, equity_path VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id VARCHAR PRIMARY KEY, kind VARCHAR, status VARCHAR,
+        created_at TIMESTAMP NOT NULL DEFAULT current_timestamp, summary VARCHAR)""",
+]
+
+_schema_ready: set[Path] = set()
+_schema_guard = threading.Lock()
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("could not set" in text or "conflicting" in text or "resource" in text)
+
+
+class Store:
+    """Access to one DuckDB database file.
+
+    Parameters
+    ----------
+    path : database file; resolved with :func:`workbench.paths.resolve_db_path` when ``None``.
+    busy_timeout : seconds to keep retrying when another process holds the file lock.
+    """
+
+    def __init__(self, path=None, *, busy_timeout: float = 30.0):
+        self.path = resolve_db_path(path)
+        self.busy_timeout = float(busy_timeout)
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    # -- connections -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open a short-lived connection, retrying while another process holds the lock."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.005
+        while True:
+            try:
+                con = duckdb.connect(str(self.path))
+                break
+            except duckdb.Error as exc:
+                if not _is_lock_error(exc):
+                    raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+                if time.monotonic() >= deadline:
+                    raise StoreBusyError(
+                        f"store {self.path} stayed locked by another process for "
+                        f"{self.busy_timeout:.0f} s; close long-running writers or retry"
+                    ) from None
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.25)
+        try:
+            self._ensure_schema(con)
+            yield con
+        finally:
+            con.close()
+
+    def _ensure_schema(self, con: duckdb.DuckDBPyConnection) -> None:
+        with _schema_guard:
+            if self.path in _schema_ready:
+                return
+            for stmt in _SCHEMA:
+                con.execute(stmt)
+            _schema_ready.add(self.path)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Run a block in one transaction: committed on success, rolled back on any error."""
+        with self._connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence | None = None) -> pl.DataFrame:
+        """Run a read-only query of this module and return a polars frame (internal helper)."""
+        with self._connect() as con:
+            return con.sql(sql, params=list(params or [])).pl()
+
+    # -- ohlcv ---------------------------------------------------------------------------------
+    def read_ohlcv(self, symbol: str, timeframe: str, start: int | None = None,
+                   end: int | None = None) -> pl.DataFrame:
+        """Return candles ``ts, open, high, low, close, volume`` with ``start <= ts <= end``, by ts.
+
+        ``start``/``end`` are epoch milliseconds (inclusive); ``None`` means unbounded.
+        """
+        return self.query(
+            "SELECT ts, open, high, low, close, volume FROM ohlcv "
+            "WHERE symbol = ? AND timeframe = ? AND ts >= ? AND ts <= ? ORDER BY ts",
+            [symbol, timeframe, -(2**62) if start is None else int(start),
+             2**62 if end is None else int(end)],
+        )
+
+    def series(self) -> pl.DataFrame:
+        """Return one row per stored series: symbol, timeframe, rows, first_ts, last_ts."""
+        return self.query(
+            "SELECT symbol, timeframe, count(*) AS rows, min(ts) AS first_ts, max(ts) AS last_ts "
+            "FROM ohlcv GROUP BY symbol, timeframe ORDER BY symbol, timeframe")
+
+    def last_ts(self, symbol: str, timeframe: str) -> int | None:
+        """Return the newest stored ts of a series, or ``None`` if it has no candles."""
+        out = self.query("SELECT max(ts) AS m FROM ohlcv WHERE symbol = ? AND timeframe = ?",
+                         [symbol, timeframe])
+        return out["m"][0]
+
+    @staticmethod
+    def _insert_ohlcv(con, symbol: str, timeframe: str, candles: pl.DataFrame) -> None:
+        con.register("_incoming", candles.select(OHLCV_COLUMNS).sort("ts").to_arrow())
+        try:
+            con.execute(
+                "INSERT INTO ohlcv SELECT ?, ?, ts, open, high, low, close, volume "
+                "FROM _incoming ORDER BY ts", [symbol, timeframe])
+        finally:
+            con.unregister("_incoming")
+
+    def replace_series(self, symbol: str, timeframe: str, candles: pl.DataFrame,
+                       cache_row: dict | None = None) -> None:
+        """Atomically replace a series with ``candles`` (sorted by ts) and record the ingest cache.
+
+        Rewriting the whole series keeps the table physically sorted by ts within each series,
+        which is what makes range reads fast.
+        """
+        with self.transaction() as con:
+            con.execute("DELETE FROM ohlcv WHERE symbol = ? AND timeframe = ?", [symbol, timeframe])
+            self._insert_ohlcv(con, symbol, timeframe, candles)
+            if cache_row is not None:
+                con.execute(
+                    "INSERT OR REPLACE INTO ingest_cache (content_hash, symbol, timeframe, path, rows)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [cache_row["content_hash"], symbol, timeframe, str(cache_row["path"]),
+                     int(cache_row["rows"])])
+
+    def append_candles(self, symbol: str, timeframe: str, candles: pl.DataFrame) -> None:
+        """Atomically append candles newer than the last stored one (the push feed's path)."""
+        with self.transaction() as con:
+            self._insert_ohlcv(con, symbol, timeframe, candles)
+
+    def cached_ingest(self, content_hash: str, symbol: str, timeframe: str) -> dict | None:
+        """Return the ingest-cache row for this content hash and series, or ``None``."""
+        out = self.query(
+            "SELECT content_hash, path, rows, ingested_at FROM ingest_cache "
+            "WHERE content_hash = ? AND symbol = ? AND timeframe = ?",
+            [content_hash, symbol, timeframe])
+        return out.row(0, named=True) if out.height else None
+
+    # -- indicators ----------------------------------------------------------------------------
+    def replace_indicators(self, symbol: str, timeframe: str, frame: pl.DataFrame) -> None:
+        """Atomically replace the persisted indicator columns of a series."""
+        cols = [c for c in frame.columns if c != "ts"]
+        with self.transaction() as con:
+            con.execute("DELETE FROM indicators WHERE symbol = ? AND timeframe = ?",
+                        [symbol, timeframe])
+            con.register("_ind", frame.to_arrow())
+            try:
+                names = ", ".join(["ts", *cols])
+                con.execute(f"INSERT INTO indicators (symbol, timeframe, {names}) "  # noqa: S608
+                            f"SELECT ?, ?, {names} FROM _ind ORDER BY ts", [symbol, timeframe])
+            finally:
+                con.unregister("_ind")
+
+    def read_indicators(self, symbol: str, timeframe: str) -> pl.DataFrame:
+        """Return the persisted indicator columns of a series, by ts."""
+        return self.query("SELECT * EXCLUDE (symbol, timeframe) FROM indicators "
+                          "WHERE symbol = ? AND timeframe = ? ORDER BY ts", [symbol, timeframe])
+
+    # -- pivots --------------------------------------------------------------------------------
+    def replace_pivots(self, symbol: str, timeframe: str, pivots: pl.DataFrame) -> None:
+        """Atomically replace the stored pivots of a series.
+
+        ``pivots`` has columns ts, confirmed_ts, price, pivot_type, level, strength.
+        """
+        with self.transaction() as con:
+            con.execute("DELETE FROM pivot_points WHERE symbol = ? AND timeframe = ?",
+                        [symbol, timeframe])
+            if pivots.height:
+                con.register("_piv", pivots.to_arrow())
+                try:
+                    con.execute(
+                        "INSERT INTO pivot_points SELECT ?, ?, ts, confirmed_ts, price, pivot_type,"
+                        " level, strength FROM _piv ORDER BY ts", [symbol, timeframe])
+                finally:
+                    con.unregister("_piv")
+
+    def read_pivots(self, symbol: str, timeframe: str, *, confirmed_until: int | None = None,
+                    max_level: int | None = None) -> pl.DataFrame:
+        """Return stored pivots known by ``confirmed_until`` (confirmed_ts <= it), by pivot ts."""
+        return self.query(
+            "SELECT ts, confirmed_ts, price, pivot_type, level, strength FROM pivot_points "
+            "WHERE symbol = ? AND timeframe = ? AND confirmed_ts <= ? AND level <= ? "
+            "ORDER BY ts, level",
+            [symbol, timeframe, 2**62 if confirmed_until is None else int(confirmed_until),
+             1_000 if max_level is None else int(max_level)])
+
+    # -- annotations ---------------------------------------------------------------------------
+    def add_annotations(self, symbol: str, timeframe: str, rows: pl.DataFrame) -> int:
+        """Insert or replace annotations (columns ts, action, source); returns the row count."""
+        if rows.height == 0:
+            return 0
+        with self.transaction() as con:
+            con.register("_ann", rows.select("ts", "action", "source").to_arrow())
+            try:
+                con.execute(
+                    "INSERT OR REPLACE INTO annotations (symbol, timeframe, ts, action, source) "
+                    "SELECT ?, ?, ts, action, source FROM _ann", [symbol, timeframe])
+            finally:
+                con.unregister("_ann")
+        return rows.height
+
+    def read_annotations(self, symbol: str, timeframe: str, start: int | None = None,
+                         end: int | None = None,
+                         sources: Sequence[str] = ANNOTATION_SOURCES) -> pl.DataFrame:
+        """Return annotations ``ts, action, source, created_at`` in a ts range, by ts."""
+        return self.query(
+            "SELECT ts, action, source, created_at FROM annotations "
+            "WHERE symbol = ? AND timeframe = ? AND ts >= ? AND ts <= ? "
+            "AND list_contains(?, source) ORDER BY ts, source",
+            [symbol, timeframe, -(2**62) if start is None else int(start),
+             2**62 if end is None else int(end), list(sources)])
+
+    # -- backtests -----------------------------------------------------------------------------
+    def save_backtest(self, row: dict) -> None:
+        """Insert one backtest summary row (see the ``backtest_results`` columns)."""
+        row = dict(row)
+        if isinstance(row.get("params"), dict):
+            row["params"] = json.dumps(row["params"], sort_keys=True)
+        cols = list(row)
+        with self.transaction() as con:
+            con.execute(
+                f"INSERT OR REPLACE INTO backtest_results ({', '.join(cols)}) "  # noqa: S608
+                f"VALUES ({', '.join('?' for _ in cols)})", [row[c] for c in cols])
+
+    def backtests(self, run_id: str | None = None) -> pl.DataFrame:
+        """Return stored backtest summaries, newest first, optionally for one run."""
+        if run_id is None:
+            return self.query("SELECT * FROM backtest_results ORDER BY created_at DESC")
+        return self.query("SELECT * FROM backtest_results WHERE run_id = ? "
+                          "ORDER BY created_at DESC", [run_id])

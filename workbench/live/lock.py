@@ -1,0 +1,117 @@
+"""The training lock: one per model, serialising every weight update (seed 000).
+
+Batch training steps, per-candle steps and manual steps all acquire the model's
+:class:`TrainingLock` before touching weights. Acquisition takes a timeout (seed 000's first open
+recommendation); on timeout :class:`TrainingLockTimeout` names the current holder: its operation,
+its session and since when it has held the lock.
+
+Inference never takes this lock: it runs on an immutable, versioned snapshot of the weights that
+the trainer publishes after each update (see the model handle in ``workbench.train``).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from workbench.errors import TrainingLockTimeout
+
+
+@dataclass(frozen=True, slots=True)
+class LockHolder:
+    """Who holds a training lock: the operation, the session and the wall-clock time acquired."""
+
+    operation: str
+    session: str
+    since: float
+
+    def describe(self) -> str:
+        held = time.time() - self.since
+        stamp = time.strftime("%H:%M:%S", time.localtime(self.since))
+        return f"operation {self.operation!r} of session {self.session!r}, held since {stamp} ({held:.1f} s)"
+
+
+class TrainingLock:
+    """A mutex with a timeout, holder bookkeeping and wait statistics.
+
+    Parameters
+    ----------
+    name : the model this lock protects (used in messages).
+    default_timeout : seconds :meth:`acquire` waits when no timeout is given.
+    """
+
+    def __init__(self, name: str = "model", default_timeout: float = 60.0):
+        self.name = name
+        self.default_timeout = default_timeout
+        self._lock = threading.Lock()
+        self._holder: LockHolder | None = None
+        self._stats_guard = threading.Lock()
+        self.acquisitions = 0
+        self.waits = 0  # acquisitions that found the lock taken
+        self.wait_seconds = 0.0
+
+    @property
+    def holder(self) -> LockHolder | None:
+        """The current holder, or ``None`` when the lock is free."""
+        return self._holder
+
+    def acquire(self, operation: str, session: str = "-", timeout: float | None = None) -> None:
+        """Acquire the lock for ``operation`` of ``session``.
+
+        Raises
+        ------
+        TrainingLockTimeout : when the lock is still held after ``timeout`` seconds; the message
+            names the holder.
+        """
+        timeout = self.default_timeout if timeout is None else timeout
+        if self._lock.acquire(blocking=False):
+            waited = 0.0
+        else:
+            start = time.perf_counter()
+            if not self._lock.acquire(timeout=timeout):
+                holder = self._holder
+                who = holder.describe() if holder else "an unknown holder"
+                raise TrainingLockTimeout(
+                    f"training lock of {self.name!r} not acquired within {timeout:.1f} s for "
+                    f"{operation!r} ({session}); it is held by {who}")
+            waited = time.perf_counter() - start
+        self._holder = LockHolder(operation, session, time.time())
+        with self._stats_guard:
+            self.acquisitions += 1
+            if waited:
+                self.waits += 1
+                self.wait_seconds += waited
+
+    def release(self) -> None:
+        """Release the lock."""
+        self._holder = None
+        self._lock.release()
+
+    def hold(self, operation: str, session: str = "-", timeout: float | None = None):
+        """Context manager: ``with lock.hold("per_candle", session_id): ...``."""
+        return _Held(self, operation, session, timeout)
+
+    def locked(self) -> bool:
+        """Return True while some operation holds the lock."""
+        return self._lock.locked()
+
+    def stats(self) -> dict:
+        """Return acquisitions, waits and total wait seconds."""
+        with self._stats_guard:
+            return {"acquisitions": self.acquisitions, "waits": self.waits,
+                    "wait_seconds": round(self.wait_seconds, 6)}
+
+
+class _Held:
+    __slots__ = ("_lock", "_args")
+
+    def __init__(self, lock: TrainingLock, operation: str, session: str, timeout):
+        self._lock, self._args = lock, (operation, session, timeout)
+
+    def __enter__(self):
+        self._lock.acquire(*self._args)
+        return self._lock
+
+    def __exit__(self, *exc):
+        self._lock.release()
+        return False
