@@ -1,0 +1,88 @@
+"""Parity with a real peer: backtesting.py 0.6.6 on the same SMA-crossover signals of real ETH.
+
+Same trades (entry/exit bar, size, prices, PnL, return) and the same final equity within 1e-9
+relative, for fixed-size long/short and long-only, filling at the next open and at the close.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench.backtest.simulate import SimConfig, simulate
+
+backtesting = pytest.importorskip("backtesting")
+
+UNITS = 2
+CASH = 100_000.0
+FEE = 0.001
+
+
+def sma_cross_signals(close: np.ndarray, fast: int = 10, slow: int = 30) -> np.ndarray:
+    """+1 where the fast SMA crosses above the slow one, -1 where it crosses below."""
+    def sma(n):
+        out = np.full(close.shape[0], np.nan)
+        out[n - 1:] = np.convolve(close, np.ones(n) / n, "valid")
+        return out
+    above = sma(fast) > sma(slow)
+    sig = np.zeros(close.shape[0], dtype=np.int8)
+    sig[1:][above[1:] & ~above[:-1]] = 1
+    sig[1:][~above[1:] & above[:-1]] = -1
+    sig[:slow] = 0
+    # backtesting.py never acts on bar 0, nor fills the last bar's signal with trade_on_close
+    sig[-1] = 0
+    return sig
+
+
+def _peer(frame, sig, long_only, trade_on_close):
+    from backtesting import Backtest, Strategy
+
+    class SignalStrategy(Strategy):
+        def init(self):
+            pass
+
+        def next(self):
+            s = sig[len(self.data) - 1]
+            if s == 1 and not self.position.is_long:
+                self.buy(size=UNITS)
+            elif s == -1 and long_only and self.position.is_long:
+                self.position.close()
+            elif s == -1 and not long_only and not self.position.is_short:
+                self.sell(size=UNITS)
+
+    df = pd.DataFrame({"Open": frame["open"].to_numpy(), "High": frame["high"].to_numpy(),
+                       "Low": frame["low"].to_numpy(), "Close": frame["close"].to_numpy(),
+                       "Volume": frame["volume"].to_numpy()},
+                      index=pd.to_datetime(frame["ts"].to_numpy(), unit="ms"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bt = Backtest(df, SignalStrategy, cash=CASH, commission=FEE,
+                      trade_on_close=trade_on_close, exclusive_orders=True)
+        return bt.run()
+
+
+@pytest.mark.parametrize("long_only", [False, True], ids=["long_short", "long_only"])
+@pytest.mark.parametrize("fill", ["next_open", "close"])
+def test_trades_and_final_equity_equal_backtesting_py(eth_slice, long_only, fill):
+    frame = eth_slice.slice(0, 1500)
+    sig = sma_cross_signals(frame["close"].to_numpy())
+    stats = _peer(frame, sig, long_only, trade_on_close=fill == "close")
+    ours = simulate(frame["open"].to_numpy(), frame["close"].to_numpy(), sig,
+                    SimConfig(fee=FEE, fill=fill, long_only=long_only, size=UNITS, cash=CASH))
+    theirs = stats["_trades"]
+    closed = {k: v[~ours.trades["is_open"]] for k, v in ours.trades.items()}
+    assert len(theirs) > 20
+    assert len(theirs) == closed["size"].shape[0]
+    assert theirs["EntryBar"].tolist() == closed["entry_idx"].tolist()
+    assert theirs["ExitBar"].tolist() == closed["exit_idx"].tolist()
+    assert theirs["Size"].tolist() == closed["size"].tolist()
+    for col, key in [("EntryPrice", "entry_price"), ("ExitPrice", "exit_price"),
+                     ("PnL", "pnl"), ("ReturnPct", "return_pct")]:
+        np.testing.assert_allclose(theirs[col].to_numpy(), closed[key], rtol=1e-9, atol=1e-12)
+    assert ours.final_equity == pytest.approx(stats["Equity Final [$]"], rel=1e-9)
+    if long_only:
+        assert (closed["size"] > 0).all()
+    else:
+        assert (closed["size"] < 0).any() and (closed["size"] > 0).any()

@@ -1,0 +1,249 @@
+"""The trade simulator: a signal series in, fills, trades and an equity curve out.
+
+Scope: one instrument, market orders only, one position at a time (long, short or flat, or
+long-only). No stop-loss/take-profit, no margin calls, no partial fills, no order book: the
+simulator answers "what would this signal series have earned" quickly and exactly. It is fully
+vectorised numpy (no numba, so the first call is as fast as the others); nothing loops over
+candles, and the only sequential part (fraction-of-equity sizing) is a cumulative product over
+position changes.
+
+Conventions (matched to backtesting.py 0.6.6 with ``exclusive_orders=True`` wherever the two
+overlap; the parity tests in ``tests/backtest/test_parity.py`` hold them to 1e-9 relative):
+
+* **Signals are actions.** ``+1`` BUY means "be long", ``-1`` SELL means "be short" (``flat``
+  when ``long_only``), ``0`` HOLD means "keep what you hold". The target after bar ``i`` is the
+  last non-zero signal up to ``i`` (flat before the first one), like a backtesting.py strategy
+  that calls ``buy()`` / ``sell()`` (or ``position.close()`` when long-only) on each signal.
+* **Fills.** ``fill="next_open"`` (default, backtesting.py's default): a signal decided on bar
+  ``i``'s close fills at bar ``i + 1``'s open; a signal on the last bar is never filled.
+  ``fill="close"`` (backtesting.py's ``trade_on_close=True``): it fills at bar ``i``'s own close.
+  The fill's bar index is the trade's entry/exit bar, as backtesting.py's ``EntryBar``/``ExitBar``.
+* **Fees** (backtesting.py's relative ``commission``): each fill pays
+  ``fee * |units| * fill_price``; a reversal pays the closing and the opening leg.
+* **Slippage** moves every fill against the trader: buys at ``price * (1 + slippage)``, sells at
+  ``price * (1 - slippage)`` (vectorbt's ``slippage``). backtesting.py's ``spread`` is applied to
+  entries only, so parity holds for ``slippage=0`` only.
+* **Sizing.** ``size_mode="fixed"``: ``size`` units per position (backtesting.py's whole-unit
+  ``size=N``). ``size_mode="fraction"``: ``size`` is the fraction of equity committed, fractional
+  units allowed: ``units = size * equity / (fill_price * (1 + fee))`` with ``equity`` the account
+  value right after the previous position is closed (backtesting.py instead floors to whole units).
+* **Cash and equity.** Equity at a bar = cash + units x that bar's close; it already contains a
+  fill made at that bar. A short adds its proceeds to cash. There is no margin check.
+* **The end.** A position still open after the last bar is *marked to market* at the last close
+  and reported as an open trade (``is_open``); no exit fee is charged. The final equity is then
+  backtesting.py's ``Equity Final`` with ``finalize_trades=False`` and vectorbt's final value.
+  (backtesting.py's ``finalize_trades=True`` instead re-fills at the last bar's *open*, a known
+  hack of its event loop, which this simulator does not copy.)
+* **backtesting.py quirk.** Its strategy's first ``next()`` runs on bar 1, so it never acts on a
+  signal of bar 0; with ``trade_on_close`` it never fills the last bar's signal either. Give both
+  the same signal series with ``signal[0] == 0`` (and ``signal[-1] == 0`` for ``fill="close"``) to
+  compare.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from workbench.errors import ParameterError
+
+FILL_MODES = ("next_open", "close")
+SIZE_MODES = ("fixed", "fraction")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """How to turn signals into trades (see the module docstring for each convention)."""
+
+    fee: float = 0.001  # per fill, fraction of traded value: 0.1% is a typical crypto taker fee
+    slippage: float = 0.0
+    fill: str = "next_open"  # the honest default: a decision at a close can only fill after it
+    long_only: bool = False
+    size_mode: str = "fixed"
+    size: float = 1.0  # units when fixed, fraction of equity when fraction
+    cash: float = 10_000.0
+
+    def __post_init__(self):
+        if self.fill not in FILL_MODES:
+            raise ParameterError(f"fill {self.fill!r} is not known; known fills: "
+                                 f"{', '.join(FILL_MODES)}")
+        if self.size_mode not in SIZE_MODES:
+            raise ParameterError(f"size mode {self.size_mode!r} is not known; known size modes: "
+                                 f"{', '.join(SIZE_MODES)}")
+        if not 0 <= self.fee < 0.1:
+            raise ParameterError(f"fee {self.fee} must lie in [0, 0.1) (a fraction, 0.001 = 0.1%)")
+        if not 0 <= self.slippage < 0.1:
+            raise ParameterError(f"slippage {self.slippage} must lie in [0, 0.1) (a fraction)")
+        if not self.size > 0 or (self.size_mode == "fraction" and self.size > 1):
+            raise ParameterError(f"size {self.size} must be > 0 units (fixed) or in (0, 1] "
+                                 "(fraction of equity)")
+        if not self.cash > 0:
+            raise ParameterError(f"cash {self.cash} must be > 0")
+
+
+@dataclass
+class SimResult:
+    """What the simulator returns; arrays are aligned to the input bars.
+
+    Attributes
+    ----------
+    equity : float64 (n,) account value at each bar's close.
+    position : float64 (n,) signed units held at each bar's close.
+    fill_idx, fill_units, fill_price, fill_fee : one entry per fill (position change): the bar,
+        the signed units traded, the price paid (slippage included) and the fee.
+    trades : dict of equal-length arrays, one entry per trade: ``entry_idx, exit_idx (-1 when
+        open), size (signed units), entry_price, exit_price (last close when open), entry_fee,
+        exit_fee, pnl (net of both fees), return_pct (backtesting.py's ReturnPct), is_open``.
+    cash : final cash.
+    """
+
+    equity: np.ndarray
+    position: np.ndarray
+    fill_idx: np.ndarray
+    fill_units: np.ndarray
+    fill_price: np.ndarray
+    fill_fee: np.ndarray
+    trades: dict = field(default_factory=dict)
+    cash: float = 0.0
+
+    @property
+    def final_equity(self) -> float:
+        """The account value at the last close (an open position marked to market)."""
+        return float(self.equity[-1])
+
+
+def target_direction(signal: np.ndarray, long_only: bool = False) -> np.ndarray:
+    """Return the int8 direction held after each bar: the last non-zero signal (0 before any).
+
+    With ``long_only`` a SELL (-1) means flat (0).
+    """
+    sig = np.asarray(signal)
+    n = sig.shape[0]
+    acting = sig != 0
+    last = np.where(acting, np.arange(n), -1)
+    np.maximum.accumulate(last, out=last)
+    wanted = np.maximum(sig, 0) if long_only else sig
+    out = wanted.astype(np.int8)[last]
+    out[last < 0] = 0
+    return out
+
+
+def _held_direction(target: np.ndarray, fill: str) -> np.ndarray:
+    """Direction held at each bar's close, given when a decision fills."""
+    if fill == "close":
+        return target
+    held = np.empty_like(target)
+    held[0] = 0
+    held[1:] = target[:-1]
+    return held
+
+
+def _check_inputs(open_: np.ndarray, close: np.ndarray, signal: np.ndarray) -> None:
+    n = close.shape[0]
+    if n == 0:
+        raise ParameterError("cannot simulate an empty candle series")
+    if open_.shape[0] != n or signal.shape[0] != n:
+        raise ParameterError(f"open ({open_.shape[0]}), close ({n}) and signal "
+                             f"({signal.shape[0]}) must have the same length")
+    bad = np.flatnonzero((signal != -1) & (signal != 0) & (signal != 1))
+    if bad.size:
+        raise ParameterError(f"signal row {bad[0]} is {signal[bad[0]]!r}; signals must be "
+                             "-1 (SELL), 0 (HOLD) or 1 (BUY)")
+
+
+def _fraction_units(direction: np.ndarray, price: np.ndarray, cfg: SimConfig) -> np.ndarray:
+    """Units of each position under fraction-of-equity sizing, by a product over changes.
+
+    With flat equity ``F_j`` before opening position ``j`` (direction ``d``, entry ``e``, exit
+    ``x``), ``F_{j+1} = F_j * (1 + d f (x (1 - d fee) - e (1 + d fee)) / (e (1 + fee)))``.
+    """
+    d = direction.astype(np.float64)
+    entry = price * (1.0 + cfg.slippage * d)
+    exit_ = np.empty_like(price)
+    exit_[:-1] = price[1:] * (1.0 - cfg.slippage * d[:-1])
+    exit_[-1] = np.nan  # the last position is never closed by a later fill
+    growth = 1.0 + d * cfg.size * (exit_ * (1.0 - d * cfg.fee) - entry * (1.0 + d * cfg.fee)) \
+        / (entry * (1.0 + cfg.fee))
+    flat_equity = np.empty_like(price)
+    flat_equity[0] = cfg.cash
+    np.cumprod(growth[:-1], out=flat_equity[1:])
+    flat_equity[1:] *= cfg.cash
+    return d * cfg.size * flat_equity / (entry * (1.0 + cfg.fee))
+
+
+def _trades(direction, units, idx, fill_px, fees, close, cfg) -> dict:
+    """Pair each opening fill with the next fill (its exit) into trade records."""
+    opened = np.flatnonzero(direction != 0)
+    size = units[opened]
+    has_exit = opened + 1 < idx.shape[0]
+    nxt = np.minimum(opened + 1, idx.shape[0] - 1)
+    entry_price = fill_px[opened]
+    exit_price = np.where(has_exit, fill_px[nxt], close[-1])
+    # The fee of a reversal fill covers two legs; each trade carries its own leg's fee.
+    entry_fee = cfg.fee * np.abs(size) * entry_price
+    exit_fee = np.where(has_exit, cfg.fee * np.abs(size) * exit_price, 0.0)
+    commissions = entry_fee + exit_fee
+    return {
+        "entry_idx": idx[opened],
+        "exit_idx": np.where(has_exit, idx[nxt], -1),
+        "size": size,
+        "entry_price": entry_price,
+        "exit_price": exit_price,
+        "entry_fee": entry_fee,
+        "exit_fee": exit_fee,
+        "pnl": size * (exit_price - entry_price) - commissions,
+        "return_pct": np.sign(size) * (exit_price / entry_price - 1.0)
+        - commissions / (np.abs(size) * entry_price),
+        "is_open": ~has_exit,
+    }
+
+
+def simulate(open_, close, signal, config: SimConfig | None = None) -> SimResult:
+    """Simulate trading ``signal`` on candles with the given opens and closes.
+
+    Parameters
+    ----------
+    open_, close : float64 arrays (n,) of candle opens and closes.
+    signal : int array (n,) in {-1, 0, 1}, the action decided at each bar's close.
+    config : the conventions to use; ``SimConfig()`` when ``None``.
+
+    Returns
+    -------
+    SimResult
+
+    Raises
+    ------
+    ParameterError
+        When lengths differ, the series is empty or a signal is not -1, 0 or 1.
+    """
+    cfg = config or SimConfig()
+    open_ = np.asarray(open_, dtype=np.float64)
+    close = np.asarray(close, dtype=np.float64)
+    signal = np.asarray(signal)
+    _check_inputs(open_, close, signal)
+    held = _held_direction(target_direction(signal, cfg.long_only), cfg.fill)
+    changed = np.empty(held.shape[0], dtype=bool)
+    changed[0] = held[0] != 0
+    np.not_equal(held[1:], held[:-1], out=changed[1:])
+    idx = np.flatnonzero(changed)
+    direction = held[idx]
+    price = (close if cfg.fill == "close" else open_)[idx]
+    if cfg.size_mode == "fixed":
+        units = direction * float(cfg.size)
+    else:
+        units = _fraction_units(direction, price, cfg)
+    traded = np.diff(units, prepend=0.0)
+    fill_px = price * (1.0 + cfg.slippage * np.sign(traded))
+    fees = cfg.fee * np.abs(traded) * fill_px
+    flows = np.zeros(close.shape[0])
+    flows[idx] = -traded * fill_px - fees
+    cash = np.cumsum(flows)
+    cash += cfg.cash
+    position = np.zeros(close.shape[0])
+    if idx.size:
+        position[idx[0]:] = np.repeat(units, np.diff(idx, append=close.shape[0]))
+    equity = cash + position * close
+    return SimResult(equity=equity, position=position, fill_idx=idx, fill_units=traded,
+                     fill_price=fill_px, fill_fee=fees,
+                     trades=_trades(direction, units, idx, fill_px, fees, close, cfg),
+                     cash=float(cash[-1]))
