@@ -1,0 +1,76 @@
+"""``workbench backtest --signals`` on a throw-away store holding a real ETH slice."""
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from workbench.cli import app
+from workbench.cli.backtest import parse_when
+from workbench.errors import ParameterError
+
+from tests.backtest.test_parity import sma_cross_signals
+
+
+@pytest.fixture
+def signal_file(tmp_path, eth_slice):
+    path = tmp_path / "sma.parquet"
+    pl.DataFrame({"ts": eth_slice["ts"],
+                  "signal": sma_cross_signals(eth_slice["close"].to_numpy())}).write_parquet(path)
+    return path
+
+
+def _run(*args):
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+def test_backtest_signals_json_is_stored(eth_store, eth_slice, signal_file):
+    ts = eth_slice["ts"]
+    out = _run("--db", str(eth_store.path), "backtest", "--signals", str(signal_file),
+               "--symbol", "ETH/USDT", "--timeframe", "1m", "--start", str(ts[100]),
+               "--end", str(ts[2999]), "--fee", "0.0005", "--fill", "close", "--long-only",
+               "--json")
+    assert out.exit_code == 0, out.output
+    summary = json.loads(out.stdout)
+    assert summary["n_bars"] == 2900 and summary["n_trades"] > 10
+    assert summary["start_ts"] == ts[100] and summary["end_ts"] == ts[2999]
+    row = eth_store.backtests().row(0, named=True)
+    assert row["backtest_id"] == summary["backtest_id"]
+    assert row["final_equity"] == pytest.approx(summary["final_equity"], rel=1e-15)
+    params = json.loads(row["params"])
+    assert params["sim"]["fee"] == 0.0005 and params["sim"]["long_only"] is True
+    assert pl.read_parquet(summary["trades_path"])["side"].unique().to_list() == ["long"]
+
+
+def test_backtest_text_output_and_iso_dates(eth_store, eth_slice, signal_file):
+    day = pl.from_epoch(eth_slice["ts"], time_unit="ms").dt.date()[0].isoformat()
+    out = _run("--db", str(eth_store.path), "backtest", "--signals", str(signal_file),
+               "--symbol", "ETH/USDT", "--timeframe", "1m", "--start", day, "--end", day,
+               "--size", "fraction", "--amount", "0.5")
+    assert out.exit_code == 0, out.output
+    assert "final_equity" in out.stdout and "sharpe" in out.stdout
+
+
+def test_bad_signal_file_exits_2_naming_the_rule(eth_store, eth_slice, tmp_path):
+    bad = tmp_path / "bad.parquet"
+    pl.DataFrame({"ts": eth_slice["ts"][:3], "signal": [0, 5, 0]}).write_parquet(bad)
+    out = _run("--db", str(eth_store.path), "backtest", "--signals", str(bad), "--symbol",
+               "ETH/USDT", "--timeframe", "1m")
+    assert out.exit_code == 2
+    assert "signal_in_{-1,0,1}" in out.stderr and "row 1" in out.stderr
+
+
+def test_walk_forward_without_session_module_or_model_is_a_clear_error(eth_store, signal_file):
+    out = _run("--db", str(eth_store.path), "backtest", "--signals", str(signal_file),
+               "--symbol", "ETH/USDT", "--timeframe", "1m", "--train-during", "every_candle")
+    assert out.exit_code == 2 and "--train-during" in out.stderr
+
+
+def test_parse_when():
+    assert parse_when("1700000000000") == 1_700_000_000_000
+    assert parse_when("2024-01-01") == 1_704_067_200_000
+    assert parse_when("2024-01-01", end=True) == 1_704_067_200_000 + 86_400_000 - 1
+    with pytest.raises(ParameterError, match="yesterday"):
+        parse_when("yesterday")

@@ -1,0 +1,277 @@
+"""The backtest engine: "Backtest Visible Chart" of seed 000, the batched twin of a live session.
+
+:func:`run_backtest` reads the candles of a symbol/timeframe/range from the store, gets one
+signal per candle from a model (batched inference only: no weight update, no training lock) or
+from a signal file, simulates the trades (:mod:`workbench.backtest.simulate`), computes the
+statistics (:mod:`workbench.backtest.stats`) and persists the result:
+
+* ``trades.parquet`` and ``equity.parquet`` in ``<runs_dir>/<run_id>/backtests/<backtest_id>/``
+  for a model, or ``data/backtests/<backtest_id>/`` (beside the database) for a signal file;
+* one summary row through :meth:`Store.save_backtest`, queryable with :meth:`Store.backtests`.
+
+Files are written to a temporary folder and renamed into place before the summary row is
+inserted; if the insert fails the folder is removed, so a backtest is stored whole or not at all.
+
+With ``train_during`` set to a training mode other than ``none``, the signals come instead from
+``workbench.live.session.run_walk_forward`` (the replay path, learning as it goes; issue 6's
+session module), which returns one signal per candle of the range.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import polars as pl
+
+from workbench.backtest import signals as sig
+from workbench.backtest.simulate import SimConfig, simulate
+from workbench.backtest.stats import compute_stats, equity_frame, trades_frame
+from workbench.data.store import Store
+from workbench.data.timeframes import validate_timeframe
+from workbench.errors import ConfigError, NotFoundError, ParameterError
+from workbench.features.windows import candle_features
+from workbench.paths import resolve_db_path, runs_dir
+
+ProgressFn = Callable[[str, int, int], None]
+#: the phases reported to a progress callback, in order
+PHASES = ("load", "signals", "simulate", "persist")
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """What to backtest. Exactly one of ``model`` (a run id) and ``signals_path`` is set.
+
+    ``start``/``end`` are inclusive epoch-ms candle open times (``None``: the whole series).
+    """
+
+    symbol: str
+    timeframe: str
+    start: int | None = None
+    end: int | None = None
+    model: str | None = None
+    signals_path: str | None = None
+    sim: SimConfig = field(default_factory=SimConfig)
+    threshold: float | None = None  # minimum top probability for a model BUY/SELL
+    train_during: str | None = None  # a TrainingMode value; None/"none" = inference only
+    chunk: int = 2048  # windows per predict call: bounds memory, not results
+    persist: bool = True
+
+    def __post_init__(self):
+        if (self.model is None) == (self.signals_path is None):
+            raise ParameterError("give exactly one signal source: a model run id or a signal "
+                                 "file")
+        validate_timeframe(self.timeframe)
+        if self.start is not None and self.end is not None and self.start > self.end:
+            raise ParameterError(f"start {self.start} is after end {self.end}")
+        if self.threshold is not None and not 0 <= self.threshold <= 1:
+            raise ParameterError(f"threshold {self.threshold} must lie in [0, 1]")
+
+    @property
+    def walk_forward(self) -> bool:
+        """True when the model trains during the backtest (any mode but ``none``)."""
+        return self.train_during is not None and str(getattr(self.train_during, "value",
+                                                             self.train_during)) != "none"
+
+    def params(self) -> dict:
+        """Return the configuration as a JSON-ready dict (stored with the summary row)."""
+        out = asdict(self)
+        out["train_during"] = None if self.train_during is None else str(
+            getattr(self.train_during, "value", self.train_during))
+        return out
+
+
+@dataclass
+class BacktestResult:
+    """A finished backtest: its statistics, trades, equity curve and where they are stored."""
+
+    backtest_id: str
+    config: BacktestConfig
+    stats: dict
+    trades: pl.DataFrame
+    equity: pl.DataFrame
+    model_version: int | None = None
+    trades_path: Path | None = None
+    equity_path: Path | None = None
+
+    def summary(self) -> dict:
+        """Return a JSON-ready summary: id, source, range, stats and file paths."""
+        eq = self.equity["ts"]
+        return {"backtest_id": self.backtest_id, "run_id": self.config.model,
+                "signals_path": self.config.signals_path, "symbol": self.config.symbol,
+                "timeframe": self.config.timeframe, "start_ts": int(eq[0]),
+                "end_ts": int(eq[-1]), "model_version": self.model_version, **self.stats,
+                "trades_path": str(self.trades_path) if self.trades_path else None,
+                "equity_path": str(self.equity_path) if self.equity_path else None}
+
+
+def _report(progress: ProgressFn | None, phase: str, done: int, total: int) -> None:
+    if progress is not None:
+        progress(phase, done, total)
+
+
+def _load_candles(store: Store, cfg: BacktestConfig, history: int) -> tuple[pl.DataFrame, int]:
+    """Return the candles up to ``cfg.end`` with ``history`` candles before the range, and the
+    row where the range starts."""
+    frame = store.read_ohlcv(cfg.symbol, cfg.timeframe, None, cfg.end)
+    first = 0 if cfg.start is None else int(np.searchsorted(frame["ts"].to_numpy(), cfg.start))
+    if frame.height == 0 or first >= frame.height:
+        raise NotFoundError(f"no {cfg.symbol} {cfg.timeframe} candles in the store between "
+                            f"{cfg.start} and {cfg.end} (store {store.path})")
+    lo = max(0, first - history)
+    return frame.slice(lo), first - lo
+
+
+def _model_signals(cfg: BacktestConfig, store: Store, progress) -> tuple:
+    from workbench.train.handle import load_model
+
+    handle = load_model(cfg.model)
+    frame, first = _load_candles(store, cfg, handle.window - 1)
+    feats = candle_features(*frame.select("open", "high", "low", "close", "volume")
+                            .to_numpy().T)
+    rows = np.arange(first, frame.height)
+    out = sig.model_signals(handle, feats, rows, chunk=cfg.chunk, threshold=cfg.threshold,
+                            progress=progress)
+    return frame.slice(first), out.signal, out.model_version, handle
+
+
+def _walk_forward_signals(cfg: BacktestConfig, store: Store, progress):
+    try:
+        from workbench.live.session import run_walk_forward
+    except ImportError as exc:
+        raise ConfigError(
+            f"--train-during {cfg.params()['train_during']} (walk-forward) needs issue 6's "
+            "session module: workbench.live.session.run_walk_forward is not available "
+            f"({exc})") from None
+    frame, _ = _load_candles(store, cfg, 0)
+    signal = np.asarray(run_walk_forward(cfg, store=store, progress=progress), dtype=np.int8)
+    if signal.shape != (frame.height,):
+        raise ConfigError(f"run_walk_forward returned {signal.shape[0]} signals for "
+                          f"{frame.height} candles")
+    return frame, signal, None
+
+
+def _signals(cfg: BacktestConfig, store: Store, progress):
+    """Return (candles of the range, int8 signals, model_version, run dir or None)."""
+    if cfg.walk_forward:
+        if cfg.model is None:
+            raise ParameterError("--train-during needs a model (--model RUN_ID)")
+        frame, signal, version = _walk_forward_signals(cfg, store, progress)
+        return frame, signal, version, runs_dir(store.path) / cfg.model
+    if cfg.model is not None:
+        frame, signal, version, handle = _model_signals(cfg, store, progress)
+        run_dir = getattr(handle, "run_dir", None) or runs_dir(store.path) / cfg.model
+        return frame, signal, version, Path(run_dir)
+    frame, _ = _load_candles(store, cfg, 0)
+    table = sig.read_signal_file(cfg.signals_path)
+    signal = sig.align_signals(table, frame["ts"].to_numpy(), source=cfg.signals_path)
+    _report(progress, "signals", 1, 1)
+    return frame, signal, None, None
+
+
+def model_lookahead_check(config: BacktestConfig, store: Store | None = None, *,
+                          samples: int = 20, seed: int = 0):
+    """Run :func:`workbench.backtest.lookahead.lookahead_check` on a model's signals.
+
+    The frame is the range plus the ``N - 1`` candles of history its first window needs; the
+    signal function runs the same batched inference as :func:`run_backtest`. Returns the
+    :class:`~workbench.backtest.lookahead.LookaheadReport`; raises ParameterError without a model.
+    """
+    from workbench.backtest.lookahead import lookahead_check, sample_times
+    from workbench.train.handle import load_model
+
+    if config.model is None:
+        raise ParameterError("the lookahead check needs a model (--model RUN_ID)")
+    store = store or Store()
+    handle = load_model(config.model)
+    frame, first = _load_candles(store, config, handle.window - 1)
+
+    def signal_fn(candles: pl.DataFrame) -> np.ndarray:
+        feats = candle_features(*candles.select("open", "high", "low", "close", "volume")
+                                .to_numpy().T)
+        return sig.model_signals(handle, feats, np.arange(candles.height), chunk=config.chunk,
+                                 threshold=config.threshold).signal
+
+    times = sample_times(frame["ts"].to_numpy(), samples, min_row=max(first, handle.window - 1),
+                         seed=seed)
+    return lookahead_check(signal_fn, frame, times)
+
+
+def new_backtest_id() -> str:
+    """Return a fresh, sortable backtest id: ``bt-YYYYmmdd-HHMMSS-<8 hex>``."""
+    return f"bt-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+
+
+def _persist(result: BacktestResult, store: Store, run_dir: Path | None) -> None:
+    """Write the Parquet files atomically, then the summary row; all or nothing."""
+    base = (run_dir / "backtests") if run_dir else resolve_db_path(store.path).parent / "backtests"
+    final = base / result.backtest_id
+    tmp = base / f".{result.backtest_id}.tmp"
+    tmp.mkdir(parents=True, exist_ok=False)
+    try:
+        result.trades.write_parquet(tmp / "trades.parquet")
+        result.equity.write_parquet(tmp / "equity.parquet")
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    result.trades_path, result.equity_path = final / "trades.parquet", final / "equity.parquet"
+    row = {k: v for k, v in result.summary().items() if k in _SUMMARY_COLUMNS}
+    row["params"] = result.config.params()
+    try:
+        store.save_backtest(row)
+    except BaseException:
+        shutil.rmtree(final, ignore_errors=True)
+        raise
+
+
+_SUMMARY_COLUMNS = ("backtest_id", "run_id", "symbol", "timeframe", "start_ts", "end_ts",
+                    "final_equity", "pnl", "return_pct", "n_trades", "win_rate", "max_drawdown",
+                    "sharpe", "exposure", "trades_path", "equity_path")
+
+
+def run_backtest(config: BacktestConfig, *, store: Store | None = None,
+                 progress: ProgressFn | None = None) -> BacktestResult:
+    """Run one backtest and, unless ``config.persist`` is False, store it.
+
+    Parameters
+    ----------
+    config : what to backtest.
+    store : the store to read candles from and write the summary to (default: ``Store()``).
+    progress : called as ``progress(phase, done, total)`` with ``phase`` in :data:`PHASES`;
+        drives a progress bar (the ``signals`` phase reports once per inference chunk).
+
+    Returns
+    -------
+    BacktestResult
+
+    Raises
+    ------
+    NotFoundError
+        When the range holds no candles, the model run or the signal file does not exist.
+    DataValidationError
+        When the signal file breaks a rule (see :func:`signals.read_signal_file`).
+    ConfigError
+        When walk-forward is asked for and the session module is not available.
+    """
+    store = store or Store()
+    _report(progress, "load", 0, 1)
+    frame, signal, version, run_dir = _signals(config, store, progress)
+    _report(progress, "simulate", 0, 1)
+    open_, close = frame["open"].to_numpy(), frame["close"].to_numpy()
+    ts = frame["ts"].to_numpy()
+    sim = simulate(open_, close, signal, config.sim)
+    result = BacktestResult(
+        backtest_id=new_backtest_id(), config=config, model_version=version,
+        stats=compute_stats(sim, open_, close, config.timeframe, config.sim.cash),
+        trades=trades_frame(sim, ts), equity=equity_frame(sim, ts, signal))
+    _report(progress, "simulate", 1, 1)
+    if config.persist:
+        _persist(result, store, run_dir)
+        _report(progress, "persist", 1, 1)
+    return result
