@@ -32,7 +32,7 @@ import random
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import duckdb
 import polars as pl
@@ -238,6 +238,37 @@ class Store:
             "WHERE content_hash = ? AND symbol = ? AND timeframe = ?",
             [content_hash, symbol, timeframe])
         return out.row(0, named=True) if out.height else None
+
+    # -- ingest merge (issue 2, data part: workbench/data/ingest.py) ---------------------------
+    def merge_series(self, symbol: str, timeframe: str,
+                     merge: Callable[[pl.DataFrame], pl.DataFrame],
+                     cache_row: dict | None = None) -> tuple[int, int]:
+        """Atomically replace a series by ``merge(stored candles)`` and record the ingest cache.
+
+        Reading the stored series, merging and writing share one transaction and one hold of the
+        file lock, so two processes ingesting into the same series cannot lose each other's rows.
+        An exception raised by ``merge`` rolls everything back. Returns (rows before, rows after).
+        """
+        with self.transaction() as con:
+            existing = con.sql(
+                "SELECT ts, open, high, low, close, volume FROM ohlcv "
+                "WHERE symbol = ? AND timeframe = ? ORDER BY ts", params=[symbol, timeframe]).pl()
+            candles = merge(existing)
+            con.execute("DELETE FROM ohlcv WHERE symbol = ? AND timeframe = ?", [symbol, timeframe])
+            self._insert_ohlcv(con, symbol, timeframe, candles)
+            if cache_row is not None:
+                con.execute(
+                    "INSERT OR REPLACE INTO ingest_cache (content_hash, symbol, timeframe, path, rows)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [cache_row["content_hash"], symbol, timeframe, str(cache_row["path"]),
+                     int(cache_row["rows"])])
+        return existing.height, candles.height
+
+    def read_ts(self, symbol: str, timeframe: str) -> pl.DataFrame:
+        """Return only the ``ts`` column of a series, by ts (for gap reports)."""
+        return self.query("SELECT ts FROM ohlcv WHERE symbol = ? AND timeframe = ? ORDER BY ts",
+                          [symbol, timeframe])
+    # -- end ingest merge ----------------------------------------------------------------------
 
     # -- indicators ----------------------------------------------------------------------------
     def replace_indicators(self, symbol: str, timeframe: str, frame: pl.DataFrame) -> None:

@@ -1,0 +1,536 @@
+"""Read candle files, validate them and ingest them into the store atomically.
+
+Three file layouts are read (:func:`read_candles`):
+
+* Parquet or CSV with columns ``ts, open, high, low, close, volume`` (extra columns are ignored),
+  where ``ts`` is the candle open time as epoch milliseconds or ISO-8601 text **with** a zone
+  (``2025-05-20T00:00:00Z``, ``...+02:00``); a Parquet ``Datetime`` column needs a time zone;
+* the 12-column Binance kline CSV, with or without its header. Its open time is epoch ms, or epoch
+  microseconds as in Binance's newer dumps (detected by magnitude, per file).
+
+:func:`validate_candles` checks every rule in :data:`RULES` with vectorised numpy/polars operations
+(the first offending row is found with ``argmax`` on a boolean mask, never with a Python loop). The
+push feed calls it too. :func:`ingest_file` validates a whole file, merges it with the stored
+series and writes the result in one transaction, so a failing file writes nothing; an unchanged file
+(same sha256) is skipped as ``cached``.
+
+Row numbers
+-----------
+Errors name the row as the user sees it: the **line number** in a CSV file (the header, when there
+is one, is line 1) and the 1-based row in a Parquet file. For a frame passed to
+:func:`validate_candles` directly, frame row ``i`` is reported as ``first_row + i``.
+
+Gaps
+----
+Steps between candles must be positive multiples of the timeframe (for ``1M``: whole months between
+month starts). A larger multiple is a **gap**: it is reported, never filled. A gap is given as
+``(from_ts, to_ts)``, the open times of the first and last missing candle.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from workbench.data.store import OHLCV_COLUMNS, Store
+from workbench.data.timeframes import (TIMEFRAME_MS, is_calendar, timeframe_ms,
+                                       validate_timeframe)
+from workbench.errors import DataValidationError, NotFoundError
+from workbench.paths import DATA_DIR, SHIPPED_SERIES
+
+VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
+PRICE_COLUMNS = ("open", "high", "low", "close")
+BINANCE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close_time",
+                   "quote_volume", "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore")
+#: every validation rule, by the short name carried in ``DataValidationError.rule``
+RULES = {
+    "format": "the file is not readable Parquet or CSV",
+    "empty": "the file holds no candles",
+    "columns": "columns ts, open, high, low, close, volume (or the 12 Binance kline columns) exist",
+    "missing_value": "no cell of a required column is empty",
+    "non_numeric": "prices and volume are numbers",
+    "ts_format": "ts is epoch ms or ISO-8601 with a zone",
+    "ts_units": "Binance open times are all ms or all whole-ms microseconds",
+    "not_finite": "no NaN or inf values",
+    "price_not_positive": "open, high, low and close are > 0",
+    "high_below_open_close": "high >= max(open, close)",
+    "low_above_open_close": "low <= min(open, close)",
+    "negative_volume": "volume >= 0",
+    "duplicate_conflict": "rows with the same ts have the same values (exact copies are dropped)",
+    "conflicts_with_store": "a candle already stored with the same ts has the same values",
+    "step": "steps between candles are positive multiples of the timeframe",
+    "timeframe_mismatch": "at least half of the steps are exactly one timeframe (else the file "
+                          "holds another timeframe)",
+}
+MAX_GAPS_LISTED = 10
+# Epoch ms stays below 1e14 until the year 5138; Binance microsecond open times are ~1.7e15.
+_MICROS_THRESHOLD = 10**14
+_ZONE_RE = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?|\s*UTC)$"
+_HASH_CHUNK = 1 << 20
+
+
+def iso_utc(ts: int | None) -> str | None:
+    """Return epoch ms ``ts`` as ISO-8601 UTC text (``2025-05-20T00:00:00Z``), or ``None``."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(int(ts) / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- reports ----------------------------------------------------------------------------------
+@dataclass
+class ValidationReport:
+    """What :func:`validate_candles` found besides errors.
+
+    ``gap_ranges`` lists the first :data:`MAX_GAPS_LISTED` gaps as ``(from_ts, to_ts)``, the open
+    times of the first and last missing candle; ``gaps`` counts them all.
+    """
+
+    rows_in: int
+    rows_out: int
+    duplicates_dropped: int
+    reordered: bool
+    gaps: int
+    missing_candles: int
+    gap_ranges: list[tuple[int, int]]
+    first_ts: int
+    last_ts: int
+
+
+@dataclass
+class IngestSummary:
+    """The outcome of :func:`ingest_file`; ``status`` is ``'ingested'`` or ``'cached'``.
+
+    A cached summary reads nothing but the file's bytes (for the hash): it has ``rows_added == 0``,
+    ``rows_in_file`` from the cache, the stored series' first/last ts and zero gap fields.
+    """
+
+    path: str
+    symbol: str
+    timeframe: str
+    status: str
+    rows_in_file: int
+    rows_added: int
+    duplicates_dropped: int
+    gaps: int
+    missing_candles: int
+    gap_ranges: list[tuple[int, int]] = field(default_factory=list)
+    first_ts: int | None = None
+    last_ts: int | None = None
+    seconds: float = 0.0
+    content_hash: str = ""
+
+    def to_dict(self) -> dict:
+        """Return a JSON-ready dict, with ISO UTC copies of the timestamps."""
+        out = asdict(self)
+        out["gap_ranges"] = [list(g) for g in self.gap_ranges]
+        out["gap_ranges_iso"] = [[iso_utc(a), iso_utc(b)] for a, b in self.gap_ranges]
+        out["first_ts_iso"] = iso_utc(self.first_ts)
+        out["last_ts_iso"] = iso_utc(self.last_ts)
+        return out
+
+
+# -- reading ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Parsed:
+    frame: pl.DataFrame  # ts (Int64) + values (Float64), in file order
+    first_row: int  # the row number a user sees for frame row 0
+
+
+def _fail(message: str, source, rule: str, row=None, ts=None) -> DataValidationError:
+    return DataValidationError(message, path=str(source), row=row, ts=ts, rule=rule)
+
+
+def read_candles(path) -> pl.DataFrame:
+    """Read a Parquet, CSV or Binance kline CSV file into ``ts, open, high, low, close, volume``.
+
+    Rows keep the file's order (sorting is :func:`validate_candles`'s job). ``ts`` is Int64 epoch
+    ms, the rest Float64.
+
+    Raises
+    ------
+    NotFoundError : the file does not exist.
+    DataValidationError : the file is empty, unreadable, lacks columns or holds non-numbers
+        (rules ``empty``, ``format``, ``columns``, ``missing_value``, ``non_numeric``,
+        ``ts_format``, ``ts_units``).
+    """
+    return _read(path).frame
+
+
+def _read(path) -> _Parsed:
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"file {path} does not exist")
+    if path.stat().st_size == 0:
+        raise _fail("the file is empty", path, "empty")
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic == b"PAR1":
+        return _read_parquet(path)
+    return _read_csv(path)
+
+
+def _read_parquet(path: Path) -> _Parsed:
+    try:
+        raw = pl.read_parquet(path)
+    except Exception as exc:  # polars raises several types for a damaged file
+        raise _fail(f"cannot read Parquet: {exc}", path, "format") from None
+    return _Parsed(_typed(raw, path, first_row=1), first_row=1)
+
+
+def _first_line(path: Path) -> list[str]:
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        line = fh.readline().strip().lstrip("\ufeff")
+    return [f.strip().strip('"') for f in line.split(",")]
+
+
+def _is_int_text(text: str) -> bool:
+    return text.lstrip("-").isdigit()
+
+
+def _read_csv(path: Path) -> _Parsed:
+    fields = _first_line(path)
+    binance_header = len(fields) == 12 and re.sub(r"[\s_]", "", fields[0].lower()) == "opentime"
+    binance = len(fields) == 12 and (_is_int_text(fields[0]) or binance_header)
+    has_header = not (binance and _is_int_text(fields[0]))
+    try:
+        raw = pl.read_csv(path, has_header=has_header, infer_schema=False,
+                          new_columns=list(BINANCE_COLUMNS) if binance else None)
+    except Exception as exc:
+        raise _fail(f"cannot read CSV: {exc}".splitlines()[0], path, "format") from None
+    first_row = 2 if has_header else 1
+    if binance:
+        raw = raw.select(pl.col("open_time").alias("ts"), *VALUE_COLUMNS)
+        return _Parsed(_binance_ts(_typed(raw, path, first_row), path, first_row), first_row)
+    return _Parsed(_typed(raw, path, first_row), first_row)
+
+
+def _binance_ts(frame: pl.DataFrame, source, first_row: int) -> pl.DataFrame:
+    """Convert microsecond open times to ms; the whole file must use one unit."""
+    ts = frame["ts"].to_numpy()
+    micros = ts >= _MICROS_THRESHOLD
+    if not micros.any():
+        return frame
+    odd = (micros != micros[0]) | (micros & (ts % 1000 != 0))
+    if odd.any():
+        i = int(odd.argmax())
+        raise _fail(f"open time {ts[i]} mixes ms and microsecond units (row 1 uses "
+                    f"{'microseconds' if micros[0] else 'ms'})", source, "ts_units",
+                    row=first_row + i, ts=int(ts[i]))
+    return frame.with_columns(pl.col("ts") // 1000)
+
+
+def _typed(raw: pl.DataFrame, source, first_row: int) -> pl.DataFrame:
+    """Check the columns and return ts as Int64 ms and the values as Float64."""
+    if raw.height == 0:
+        raise _fail("the file has no data rows", source, "empty")
+    missing = [c for c in OHLCV_COLUMNS if c not in raw.columns]
+    if missing:
+        raise _fail(f"missing column(s) {', '.join(missing)}; found {', '.join(raw.columns)}. "
+                    "Expected a header ts,open,high,low,close,volume or a 12-column Binance "
+                    "kline CSV", source, "columns")
+    ts = _ts_ms(raw["ts"], source, first_row)
+    ts_np = ts.to_numpy()
+    values = [_numeric(raw[c], source, first_row, ts_np) for c in VALUE_COLUMNS]
+    return pl.DataFrame([ts, *values])
+
+
+def _ts_at(ts: np.ndarray | None, i: int) -> int | None:
+    """The ms open time of row ``i`` for an error message (microseconds scaled down)."""
+    if ts is None:
+        return None
+    value = int(ts[i])
+    return value // 1000 if value >= _MICROS_THRESHOLD else value
+
+
+def _null_error(series: pl.Series, source, first_row: int, ts=None) -> None:
+    nulls = series.is_null().to_numpy()
+    if nulls.any():
+        i = int(nulls.argmax())
+        raise _fail(f"column {series.name} is empty", source, "missing_value", row=first_row + i,
+                    ts=_ts_at(ts, i))
+
+
+def _numeric(series: pl.Series, source, first_row: int, ts: np.ndarray) -> pl.Series:
+    _null_error(series, source, first_row, ts)
+    if series.dtype.is_numeric():
+        return series.cast(pl.Float64)
+    if series.dtype != pl.String:
+        raise _fail(f"column {series.name} has type {series.dtype}, not a number", source,
+                    "non_numeric")
+    out = series.str.strip_chars().cast(pl.Float64, strict=False)
+    bad = out.is_null().to_numpy()
+    if bad.any():
+        i = int(bad.argmax())
+        raise _fail(f"column {series.name} holds {series[i]!r}, not a number", source,
+                    "non_numeric", row=first_row + i, ts=_ts_at(ts, i))
+    return out
+
+
+def _ts_ms(series: pl.Series, source, first_row: int) -> pl.Series:
+    _null_error(series, source, first_row)
+    if series.dtype.is_integer():
+        return series.cast(pl.Int64).alias("ts")
+    if isinstance(series.dtype, pl.Datetime):
+        if series.dtype.time_zone is None:
+            raise _fail("ts is a datetime without a time zone; store it with a zone (UTC) or as "
+                        "epoch ms", source, "ts_format", row=first_row)
+        return series.dt.convert_time_zone("UTC").dt.epoch("ms").alias("ts")
+    if series.dtype != pl.String:
+        raise _fail(f"ts has type {series.dtype}; use epoch ms integers or ISO-8601 with a zone",
+                    source, "ts_format", row=first_row)
+    text = series.str.strip_chars()
+    if _is_int_text(text[0]):
+        out = text.cast(pl.Int64, strict=False)
+        _first_bad(out.is_null(), text, source, first_row, "is not an epoch-ms integer")
+        return out.alias("ts")
+    _first_bad(~text.str.contains(_ZONE_RE), text, source, first_row,
+               "has no time zone; write it like 2025-05-20T00:00:00Z")
+    parsed = text.str.to_datetime(time_unit="ms", time_zone="UTC", strict=False)
+    _first_bad(parsed.is_null(), text, source, first_row, "is not an ISO-8601 timestamp")
+    return parsed.dt.epoch("ms").alias("ts")
+
+
+def _first_bad(mask: pl.Series, text: pl.Series, source, first_row: int, what: str) -> None:
+    bad = mask.to_numpy()
+    if bad.any():
+        i = int(bad.argmax())
+        raise _fail(f"ts {text[i]!r} {what}", source, "ts_format", row=first_row + i)
+
+
+# -- validation -------------------------------------------------------------------------------
+def _value_checks(v: np.ndarray) -> list[tuple[str, np.ndarray, str]]:
+    """(rule, bad-row mask, message template) in the order they are reported."""
+    o, h, lo, c, vol = v.T
+    return [
+        ("not_finite", ~np.isfinite(v).all(axis=1), "a value is NaN or inf"),
+        ("price_not_positive", (v[:, :4] <= 0).any(axis=1), "a price is <= 0"),
+        ("high_below_open_close", h < np.maximum(o, c), "high is below max(open, close)"),
+        ("low_above_open_close", lo > np.minimum(o, c), "low is above min(open, close)"),
+        ("negative_volume", vol < 0, "volume is negative"),
+    ]
+
+
+def _row_text(v: np.ndarray, i: int) -> str:
+    return ", ".join(f"{name}={float(v[i, k])!r}" for k, name in enumerate(VALUE_COLUMNS))
+
+
+def _check_values(ts: np.ndarray, v: np.ndarray, source, first_row: int) -> None:
+    for rule, bad, text in _value_checks(v):
+        if bad.any():
+            i = int(bad.argmax())
+            raise _fail(f"{text} ({_row_text(v, i)}) at {iso_utc(ts[i])}", source, rule,
+                        row=first_row + i, ts=int(ts[i]))
+
+
+def _dedupe(ts: np.ndarray, v: np.ndarray, source, first_row: int):
+    """Sort stably by ts, drop exact copies, fail on conflicting copies.
+
+    Returns (take, n_dropped, reordered): ``take`` indexes the file rows kept, in ts order.
+    """
+    reordered = bool((np.diff(ts) < 0).any())
+    order = np.argsort(ts, kind="stable") if reordered else np.arange(ts.size)
+    ts_s, v_s = ts[order], v[order]
+    same = ts_s[1:] == ts_s[:-1]
+    conflict = same & (v_s[1:] != v_s[:-1]).any(axis=1)
+    if conflict.any():
+        later = order[1:][conflict]  # stable sort: the later file row of each conflicting pair
+        k = int(later.argmin())
+        i, j = int(order[:-1][conflict][k]), int(later[k])
+        raise _fail(f"ts {iso_utc(ts[j])} appears again with different values (row "
+                    f"{first_row + i}: {_row_text(v, i)}; this row: {_row_text(v, j)})",
+                    source, "duplicate_conflict", row=first_row + j, ts=int(ts[j]))
+    keep = np.concatenate([[True], ~same])
+    return order[keep], int(same.sum()), reordered
+
+
+def step_problems(ts: np.ndarray, timeframe: str) -> tuple[int | None, np.ndarray]:
+    """Check the steps of strictly increasing open times ``ts``.
+
+    Returns
+    -------
+    (bad, gap_after) : ``bad`` is the index of the first candle whose step from its predecessor is
+        not a positive multiple of the timeframe (or, for ``1M``, that does not open at a month
+        start), else ``None``; ``gap_after`` holds the indices ``i`` where candles are missing
+        between ``ts[i]`` and ``ts[i + 1]``.
+    """
+    if is_calendar(timeframe):
+        months = ts.astype("datetime64[ms]").astype("datetime64[M]")
+        off_grid = months.astype("datetime64[ms]").astype(np.int64) != ts
+        if off_grid.any():
+            return int(off_grid.argmax()), np.empty(0, dtype=np.int64)
+        return None, np.flatnonzero(np.diff(months.astype(np.int64)) > 1)
+    step = np.diff(ts)
+    tf = timeframe_ms(timeframe)
+    bad = step % tf != 0
+    if bad.any():
+        return int(bad.argmax()) + 1, np.empty(0, dtype=np.int64)
+    return None, np.flatnonzero(step > tf)
+
+
+def gap_ranges(ts: np.ndarray, timeframe: str, gap_after: np.ndarray) -> tuple[int, list]:
+    """Return (missing candle count, ``(from_ts, to_ts)`` of the first gaps) for ``gap_after``."""
+    if is_calendar(timeframe):
+        months = ts.astype("datetime64[ms]").astype("datetime64[M]")
+        missing = int((np.diff(months.astype(np.int64))[gap_after] - 1).sum())
+        lo = (months[gap_after] + 1).astype("datetime64[ms]").astype(np.int64)
+        hi = (months[gap_after + 1] - 1).astype("datetime64[ms]").astype(np.int64)
+    else:
+        tf = timeframe_ms(timeframe)
+        missing = int(((ts[gap_after + 1] - ts[gap_after]) // tf - 1).sum())
+        lo, hi = ts[gap_after] + tf, ts[gap_after + 1] - tf
+    pairs = [(int(a), int(b)) for a, b in zip(lo[:MAX_GAPS_LISTED], hi[:MAX_GAPS_LISTED])]
+    return missing, pairs
+
+
+def _step_error(ts: np.ndarray, i: int, timeframe: str, source, row) -> DataValidationError:
+    if is_calendar(timeframe):
+        why = "1M candles must open at 00:00 UTC on the first day of a month"
+    else:
+        step = int(ts[i] - ts[i - 1])
+        why = (f"the step from {iso_utc(ts[i - 1])} is {step} ms, not a positive multiple of "
+               f"{timeframe} ({timeframe_ms(timeframe)} ms); are the timestamps epoch ms?")
+    return _fail(f"candle at {iso_utc(ts[i])}: {why}", source, "step", row=row, ts=int(ts[i]))
+
+
+def _check_timeframe_fits(ts: np.ndarray, timeframe: str, gap_after: np.ndarray,
+                          source) -> None:
+    """Catch a file of another timeframe: its steps are all valid multiples, but few are 1x."""
+    n_steps = ts.size - 1
+    if n_steps < 2 or 2 * gap_after.size <= n_steps:
+        return
+    median = int(np.median(np.diff(ts)))
+    guess = next((name for name, ms in TIMEFRAME_MS.items() if ms == median), f"{median} ms")
+    raise _fail(f"only {n_steps - gap_after.size} of {n_steps} steps are one {timeframe}; the "
+                f"typical step is {guess}. Is --timeframe right?", source, "timeframe_mismatch")
+
+
+def validate_candles(frame: pl.DataFrame, timeframe: str, source="<frame>", *,
+                     first_row: int = 1) -> tuple[pl.DataFrame, ValidationReport]:
+    """Validate candles and return them sorted, without exact duplicates, with a report.
+
+    Parameters
+    ----------
+    frame : columns ts (epoch ms) and open, high, low, close, volume, in file order.
+    timeframe : e.g. ``"1m"``, ``"1d"``, ``"1M"``.
+    source : the file or feed name used in error messages.
+    first_row : the row number a user sees for ``frame`` row 0 (see the module docstring).
+
+    Returns
+    -------
+    (clean, report) : ``clean`` has exactly the six OHLCV columns, ts strictly increasing.
+
+    Raises
+    ------
+    DataValidationError : naming the source, row, ts and the rule (see :data:`RULES`).
+    ParameterError : the timeframe is not known.
+    """
+    validate_timeframe(timeframe)
+    typed = _typed(frame, source, first_row)
+    ts = typed["ts"].to_numpy()
+    v = typed.select(VALUE_COLUMNS).to_numpy()
+    _check_values(ts, v, source, first_row)
+    take, dropped, reordered = _dedupe(ts, v, source, first_row)
+    ts_u = ts[take]
+    bad, gap_after = step_problems(ts_u, timeframe)
+    if bad is not None:
+        raise _step_error(ts_u, bad, timeframe, source, first_row + int(take[bad]))
+    _check_timeframe_fits(ts_u, timeframe, gap_after, source)
+    clean = typed if take.size == ts.size and not reordered else typed[take]
+    missing, pairs = gap_ranges(ts_u, timeframe, gap_after)
+    report = ValidationReport(ts.size, int(take.size), dropped, reordered, int(gap_after.size),
+                              missing, pairs, int(ts_u[0]), int(ts_u[-1]))
+    return clean, report
+
+
+# -- ingest -----------------------------------------------------------------------------------
+def file_hash(path) -> str:
+    """Return the sha256 hex digest of a file's bytes (the ingest cache key)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _merge(existing: pl.DataFrame, clean: pl.DataFrame, parsed: _Parsed, timeframe: str,
+           source) -> pl.DataFrame:
+    """Union a validated file with the stored series; a stored candle may not change."""
+    if existing.height == 0:
+        return clean
+    both = clean.join(existing, on="ts", how="inner", suffix="_stored")
+    differs = pl.any_horizontal([pl.col(c) != pl.col(f"{c}_stored") for c in VALUE_COLUMNS])
+    conflicts = both.filter(differs)
+    if conflicts.height:
+        ts = int(conflicts["ts"].min())
+        row = parsed.first_row + int(np.flatnonzero(parsed.frame["ts"].to_numpy() == ts)[0])
+        raise _fail(f"candle at {iso_utc(ts)} differs from the stored one; the stored series is "
+                    "kept (delete it first to replace it)", source, "conflicts_with_store",
+                    row=row, ts=ts)
+    merged = pl.concat([existing, clean.join(existing, on="ts", how="anti")]).sort("ts")
+    ts_m = merged["ts"].to_numpy()
+    bad, _ = step_problems(ts_m, timeframe)
+    if bad is not None:
+        hit = np.flatnonzero(parsed.frame["ts"].to_numpy() == ts_m[bad])
+        row = parsed.first_row + int(hit[0]) if hit.size else None
+        raise _step_error(ts_m, bad, timeframe, f"{source} (merged with the stored series)", row)
+    return merged
+
+
+def _cached_summary(store: Store, path: Path, symbol: str, timeframe: str, digest: str,
+                    rows: int, t0: float) -> IngestSummary | None:
+    series = store.series().filter((pl.col("symbol") == symbol) & (pl.col("timeframe") == timeframe))
+    if series.height == 0:  # the cache row outlived its series: ingest again
+        return None
+    return IngestSummary(str(path), symbol, timeframe, "cached", rows, 0, 0, 0, 0, [],
+                         int(series["first_ts"][0]), int(series["last_ts"][0]),
+                         time.perf_counter() - t0, digest)
+
+
+def ingest_file(store: Store, path, symbol: str, timeframe: str,
+                force_refresh: bool = False) -> IngestSummary:
+    """Validate a candle file and merge it into the series ``(symbol, timeframe)`` atomically.
+
+    The whole file is validated first; then, in one store transaction, the stored series is read,
+    merged with the file (a stored candle whose values differ is an error) and replaced, and the
+    file's sha256 is recorded. A failing file writes nothing. Ingesting the same file again is a
+    no-op reported as ``'cached'`` unless ``force_refresh``, which re-reads it (and still adds no
+    duplicate rows).
+
+    Raises
+    ------
+    DataValidationError : the file breaks a rule of :data:`RULES`.
+    NotFoundError : the file does not exist.
+    StoreBusyError : another process kept the store locked past its busy timeout.
+    """
+    t0 = time.perf_counter()
+    validate_timeframe(timeframe)
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"file {path} does not exist")
+    digest = file_hash(path)
+    hit = None if force_refresh else store.cached_ingest(digest, symbol, timeframe)
+    if hit is not None:
+        cached = _cached_summary(store, path, symbol, timeframe, digest, int(hit["rows"]), t0)
+        if cached is not None:
+            return cached
+    parsed = _read(path)
+    clean, report = validate_candles(parsed.frame, timeframe, path, first_row=parsed.first_row)
+    before, after = store.merge_series(
+        symbol, timeframe, lambda existing: _merge(existing, clean, parsed, timeframe, path),
+        cache_row={"content_hash": digest, "path": str(path), "rows": report.rows_in})
+    return IngestSummary(str(path), symbol, timeframe, "ingested", report.rows_in, after - before,
+                         report.duplicates_dropped, report.gaps, report.missing_candles,
+                         report.gap_ranges, report.first_ts, report.last_ts,
+                         time.perf_counter() - t0, digest)
+
+
+def ingest_shipped(store: Store, force_refresh: bool = False) -> list[IngestSummary]:
+    """Ingest the five real series shipped in ``data/`` (:data:`workbench.paths.SHIPPED_SERIES`)."""
+    return [ingest_file(store, DATA_DIR / name, symbol, tf, force_refresh)
+            for name, symbol, tf in SHIPPED_SERIES]
