@@ -24,8 +24,10 @@ class DataValidationError(WorkbenchError):
 
     Attributes
     ----------
-    path, row, ts, rule : the file (or source name), the 0-based data row, the candle timestamp
-        (epoch ms) and the short name of the rule broken. Any may be ``None`` when not applicable.
+    path, row, ts, rule : the file (or source name), the row as the user sees it (the line number
+        in a CSV file, header = line 1; the 1-based row of a Parquet file or frame), the candle
+        timestamp (epoch ms) and the short name of the rule broken (see
+        ``workbench.data.ingest.RULES``). Any may be ``None`` when not applicable.
     """
 
     def __init__(self, message: str, *, path=None, row=None, ts=None, rule: str | None = None):
