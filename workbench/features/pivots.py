@@ -317,13 +317,12 @@ class StreamingPivotDetector:
         tuple when nothing is confirmed, so the common case allocates nothing.
         """
         confirmed_h = confirmed_l = None
-        s = self.strength
         if self._hc_ts is not None:
             if high > self._hc:
                 self._hc_ts = None
             else:
                 self._hn += 1
-                if self._hn == s:
+                if self._hn == self.strength:
                     confirmed_h = (self._hc_ts, self._hc)
                     self._hc_ts = None
         if self._lc_ts is not None:
@@ -331,19 +330,20 @@ class StreamingPivotDetector:
                 self._lc_ts = None
             else:
                 self._ln += 1
-                if self._ln == s:
+                if self._ln == self.strength:
                     confirmed_l = (self._lc_ts, self._lc)
                     self._lc_ts = None
-        if self._seen >= s:
-            h_recent, l_recent = self._h_recent, self._l_recent
-            if high > max(h_recent):
-                self._hc_ts, self._hc, self._hn = ts, high, 0
-            if low < min(l_recent):
-                self._lc_ts, self._lc, self._ln = ts, low, 0
-        pos = self._pos
-        self._h_recent[pos] = high
-        self._l_recent[pos] = low
-        self._pos = pos + 1 if pos + 1 < s else 0
+        pos, h_recent, l_recent = self._pos, self._h_recent, self._l_recent
+        # beating the previous candle (slot pos - 1) is a cheap pre-check before the O(strength)
+        # max over the ring; the warm-up guard keeps the first `strength` candles out
+        if high > h_recent[pos - 1] and self._seen >= self.strength and high > max(h_recent):
+            self._hc_ts, self._hc, self._hn = ts, high, 0
+        if low < l_recent[pos - 1] and self._seen >= self.strength and low < min(l_recent):
+            self._lc_ts, self._lc, self._ln = ts, low, 0
+        h_recent[pos] = high
+        l_recent[pos] = low
+        pos += 1
+        self._pos = pos if pos < self.strength else 0
         self._seen += 1
         if confirmed_h is None and confirmed_l is None:
             return ()
