@@ -1,0 +1,399 @@
+"""Candle feeds: the data provider of the live path (seed 001), for replay and for live data.
+
+A feed owns one series (:class:`~workbench.features.windows.SeriesArrays`) and a
+:class:`~workbench.features.pivots.StreamingPivotDetector`. For every closed candle it emits, on
+one code path (:meth:`CandleFeed._emit`):
+
+1. a :class:`~workbench.live.events.CandleCompletionEvent` to every candle subscriber;
+2. the :class:`~workbench.live.events.PivotEvent` s this close confirms, lowest level first, to
+   every pivot subscriber whose ``pivot_types`` contain the type.
+
+Events therefore arrive in timestamp order. A subscriber that raises is logged, counted and
+reported in :meth:`CandleFeed.stats`; the feed and the other subscribers carry on.
+
+Two feeds share that path:
+
+* :class:`ReplayFeed` replays the rows of a snapshot at maximum speed or paced (1x, Nx), in the
+  caller's thread (:meth:`~ReplayFeed.run`) or a background thread (:meth:`~ReplayFeed.start`),
+  and can be paused, resumed and stopped.
+* :class:`PushFeed` is the entry point of any external live source: :meth:`PushFeed.push`
+  validates candles exactly like ingestion (``workbench.data.ingest.validate_candles``), checks
+  continuity with the last stored candle, appends them to the store and to the in-memory series,
+  and emits them.
+
+A feed serves one symbol and timeframe; subscribing to another raises ParameterError. Nothing
+here reads a row after the one being emitted, so subscribers cannot see the future through the
+feed; the coordinator enforces the same for frames.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import numpy as np
+import polars as pl
+
+from workbench.data.timeframes import close_ts, is_calendar, timeframe_ms
+from workbench.errors import DataValidationError, ParameterError
+from workbench.features.pivots import StreamingPivotDetector
+from workbench.features.windows import SeriesArrays
+from workbench.live.events import (CandleCompletionEvent, PivotEvent, SubscriberErrors,
+                                   describe)
+
+_CHUNK = 4096  # rows converted to Python lists at a time: flat memory, no per-candle numpy reads
+
+
+@dataclass(slots=True)
+class Subscription:
+    """Handle returned by the ``subscribe_*`` methods; :meth:`unsubscribe` stops delivery."""
+
+    _feed: "CandleFeed"
+    kind: str
+    callback: Callable
+    pivot_types: frozenset | None = None
+    active: bool = True
+
+    def unsubscribe(self) -> None:
+        """Stop delivering events to this callback (idempotent)."""
+        if self.active:
+            self.active = False
+            self._feed._remove(self)
+
+
+class CandleFeed:
+    """Subscriptions and the one emit path shared by :class:`ReplayFeed` and :class:`PushFeed`.
+
+    Parameters
+    ----------
+    series : the in-memory series this feed emits from (and, for a push feed, appends to).
+    pivot_strength, pivot_levels : parameters of the streaming pivot detector.
+    history_end : rows ``< history_end`` are history: the pivot detector is warmed up on them
+        silently, so pivots are the same as those of the vectorised detector over the series.
+    """
+
+    def __init__(self, series: SeriesArrays, *, pivot_strength: int = 2, pivot_levels: int = 3,
+                 history_end: int = 0):
+        self.series = series
+        self.symbol, self.timeframe = series.symbol, series.timeframe
+        self._fixed_ms = None if is_calendar(self.timeframe) else timeframe_ms(self.timeframe)
+        self._detector = StreamingPivotDetector(self.timeframe, pivot_strength, pivot_levels)
+        self._candle_subs: tuple[Subscription, ...] = ()
+        self._pivot_subs: tuple[Subscription, ...] = ()
+        self._sub_guard = threading.Lock()
+        self.errors = SubscriberErrors(f"feed {self.symbol} {self.timeframe}")
+        self.candles_emitted = 0
+        self.pivots_emitted = 0
+        self.now: int | None = None  # feed clock: close time of the last emitted candle
+        self.last_index = history_end - 1  # row of the last emitted (or history) candle
+        self._warm_up(history_end)
+
+    # -- subscriptions ---------------------------------------------------------------------------
+    def _check_series(self, symbol: str, timeframe: str) -> None:
+        if (symbol, timeframe) != (self.symbol, self.timeframe):
+            raise ParameterError(f"this feed serves {self.symbol} {self.timeframe}; cannot "
+                                 f"subscribe to {symbol} {timeframe}")
+
+    def subscribe_candle_completion(self, callback: Callable[[CandleCompletionEvent], None],
+                                    symbol: str, timeframe: str) -> Subscription:
+        """Call ``callback(event)`` on every closed candle; returns the subscription handle."""
+        self._check_series(symbol, timeframe)
+        sub = Subscription(self, "candle", callback)
+        with self._sub_guard:
+            self._candle_subs = (*self._candle_subs, sub)
+        return sub
+
+    def subscribe_pivot_events(self, callback: Callable[[PivotEvent], None], symbol: str,
+                               timeframe: str, pivot_types: Iterable[str] | None = None
+                               ) -> Subscription:
+        """Call ``callback(event)`` for each confirmed pivot whose type is in ``pivot_types``.
+
+        ``pivot_types`` such as ``['L2L', 'L2H', 'L3L', 'L3H']``; ``None`` means every type.
+        """
+        self._check_series(symbol, timeframe)
+        types = None if pivot_types is None else frozenset(pivot_types)
+        sub = Subscription(self, "pivot", callback, types)
+        with self._sub_guard:
+            self._pivot_subs = (*self._pivot_subs, sub)
+        return sub
+
+    def _remove(self, sub: Subscription) -> None:
+        # subscriber tuples are replaced, never mutated, so a running emit loop is unaffected
+        with self._sub_guard:
+            if sub.kind == "candle":
+                self._candle_subs = tuple(s for s in self._candle_subs if s is not sub)
+            else:
+                self._pivot_subs = tuple(s for s in self._pivot_subs if s is not sub)
+
+    # -- the one emit path -------------------------------------------------------------------------
+    def _warm_up(self, end: int) -> None:
+        """Feed rows ``[0, end)`` to the pivot detector without emitting anything."""
+        if end <= 0:
+            return
+        update = self._detector.update
+        ts, ohlcv = self.series.ts, self.series.ohlcv
+        for a in range(0, end, _CHUNK):
+            b = min(end, a + _CHUNK)
+            for t, h, lo in zip(ts[a:b].tolist(), ohlcv[a:b, 1].tolist(), ohlcv[a:b, 2].tolist()):
+                update(t, h, lo)
+
+    def _close_ts(self, ts: int) -> int:
+        return ts + self._fixed_ms if self._fixed_ms is not None else int(close_ts(ts, self.timeframe))
+
+    def _emit(self, i: int, ts: int, o: float, h: float, lo: float, c: float, v: float) -> None:
+        """Emit row ``i`` (already in the series): the candle event, then its confirmed pivots."""
+        cts = ts + self._fixed_ms if self._fixed_ms is not None else self._close_ts(ts)
+        self.now = cts
+        self.last_index = i
+        ev = CandleCompletionEvent(self.symbol, self.timeframe, ts, cts, o, h, lo, c, v, i)
+        for sub in self._candle_subs:
+            try:
+                sub.callback(ev)
+            except Exception as exc:  # noqa: BLE001 - isolation is the contract
+                self.errors.record(describe(sub.callback), ts, exc)
+        self.candles_emitted += 1
+        pivots = self._detector.update(ts, h, lo)
+        if pivots:
+            self._emit_pivots(pivots, i)
+
+    def _emit_pivots(self, pivots, i: int) -> None:
+        subs = self._pivot_subs
+        for p in pivots:
+            ev = PivotEvent(self.symbol, self.timeframe, p.ts, p.confirmed_ts, p.pivot_type,
+                            p.level, p.price, p.strength, i)
+            self.pivots_emitted += 1
+            for sub in subs:
+                if sub.pivot_types is None or p.pivot_type in sub.pivot_types:
+                    try:
+                        sub.callback(ev)
+                    except Exception as exc:  # noqa: BLE001
+                        self.errors.record(describe(sub.callback), p.confirmed_ts, exc)
+
+    def stats(self) -> dict:
+        """Return counts of candles and pivots emitted, the feed clock and subscriber errors."""
+        return {"symbol": self.symbol, "timeframe": self.timeframe,
+                "candles": self.candles_emitted, "pivots": self.pivots_emitted,
+                "now": self.now, "last_index": self.last_index,
+                "subscriber_errors": self.errors.total, "errors": self.errors.report()}
+
+
+class ReplayFeed(CandleFeed):
+    """Replay stored candles, at maximum speed or paced, with pause, resume and stop.
+
+    Parameters
+    ----------
+    series : the snapshot to replay (see :meth:`from_store`).
+    start, end : first and last candle open time to emit (inclusive, epoch ms); ``None`` means the
+        first / last row. Earlier rows are history for windows and pivots.
+    speed : ``None`` for maximum speed, else the pace as a multiple of real time (``1.0`` emits one
+        1m candle per minute, ``60.0`` one per second).
+    pivot_strength, pivot_levels : streaming pivot detector parameters.
+    """
+
+    def __init__(self, series: SeriesArrays, start: int | None = None, end: int | None = None, *,
+                 speed: float | None = None, pivot_strength: int = 2, pivot_levels: int = 3):
+        ts = series.ts
+        first = 0 if start is None else int(np.searchsorted(ts, start, side="left"))
+        stop = series.length if end is None else int(np.searchsorted(ts, end, side="right"))
+        if speed is not None and not speed > 0:
+            raise ParameterError(f"replay speed must be > 0 (or None for maximum); got {speed}")
+        super().__init__(series, pivot_strength=pivot_strength, pivot_levels=pivot_levels,
+                         history_end=first)
+        self.start_index, self.end_index, self.speed = first, stop, speed
+        self._next = first
+        self._stop_requested = False
+        self._paused = False
+        self._resume = threading.Event()
+        self._resume.set()
+        self._thread: threading.Thread | None = None
+        self.elapsed_s = 0.0
+        self.failure: BaseException | None = None
+
+    @classmethod
+    def from_store(cls, store, symbol: str, timeframe: str, start: int | None = None,
+                   end: int | None = None, *, history: int = 0, **kwargs) -> "ReplayFeed":
+        """Load ``history`` candles before ``start`` plus the range from the store and replay it."""
+        lo = None
+        if start is not None and history:
+            lo = int(start) - history * timeframe_ms(timeframe)
+        frame = store.read_ohlcv(symbol, timeframe, lo, end)
+        if frame.height == 0:
+            raise ParameterError(f"no stored candles for {symbol} {timeframe} in [{lo}, {end}]")
+        return cls(SeriesArrays.from_frame(symbol, timeframe, frame), start, end, **kwargs)
+
+    @property
+    def state(self) -> str:
+        """``idle``, ``running``, ``paused``, ``stopped`` or ``finished``."""
+        if self._next >= self.end_index:
+            return "finished"
+        if self._stop_requested:
+            return "stopped"
+        if self._paused:
+            return "paused"
+        return "running" if self._thread is not None or self.elapsed_s else "idle"
+
+    def pause(self) -> None:
+        """Pause after the candle being emitted; :meth:`resume` continues."""
+        self._resume.clear()
+        self._paused = True
+
+    def resume(self) -> None:
+        """Resume a paused replay."""
+        self._paused = False
+        self._resume.set()
+
+    def stop(self) -> None:
+        """Stop the replay after the candle being emitted (also wakes a paused replay)."""
+        self._stop_requested = True
+        self.resume()
+
+    def run(self) -> dict:
+        """Replay in the calling thread until the end, :meth:`stop` or an error; return stats."""
+        t0 = time.perf_counter()
+        try:
+            if self.speed is None:
+                self._run_max()
+            else:
+                self._run_paced()
+        finally:
+            self.elapsed_s += time.perf_counter() - t0
+        return self.stats()
+
+    def _run_max(self) -> None:
+        while self._next < self.end_index and not self._stop_requested:
+            if self._paused:
+                self._resume.wait()
+                continue
+            a = self._next
+            b = min(self.end_index, a + _CHUNK)
+            ts, ohlcv, emit = self.series.ts, self.series.ohlcv, self._emit
+            for i, t, (o, h, lo, c, v) in zip(range(a, b), ts[a:b].tolist(), ohlcv[a:b].tolist()):
+                emit(i, t, o, h, lo, c, v)
+                self._next = i + 1
+                if self._paused or self._stop_requested:
+                    break
+
+    def _run_paced(self) -> None:
+        step = (self._fixed_ms or timeframe_ms(self.timeframe)) / 1000.0 / self.speed
+        due = time.monotonic()
+        while self._next < self.end_index and not self._stop_requested:
+            if self._paused:
+                self._resume.wait()
+                due = time.monotonic()
+                continue
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            i = self._next
+            o, h, lo, c, v = self.series.ohlcv[i].tolist()
+            self._emit(i, int(self.series.ts[i]), o, h, lo, c, v)
+            self._next = i + 1
+            due += step
+
+    def start(self) -> "ReplayFeed":
+        """Run the replay in a background thread; :meth:`join` waits for it."""
+        if self._thread is not None:
+            raise ParameterError("this replay has already been started")
+
+        def target():
+            try:
+                self.run()
+            except BaseException as exc:  # noqa: BLE001 - kept for the caller of join()
+                self.failure = exc
+
+        self._thread = threading.Thread(target=target, name=f"replay-{self.symbol}", daemon=True)
+        self._thread.start()
+        return self
+
+    def join(self, timeout: float | None = None) -> dict:
+        """Wait for a background replay; re-raise an error it died of; return stats."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.failure is not None:
+            raise self.failure
+        return self.stats()
+
+    def stats(self) -> dict:
+        """Feed stats plus state, position and throughput."""
+        out = super().stats()
+        out.update(state=self.state, position=self._next, end_index=self.end_index,
+                   elapsed_s=round(self.elapsed_s, 6),
+                   candles_per_s=round(self.candles_emitted / self.elapsed_s, 1)
+                   if self.elapsed_s else None)
+        return out
+
+
+class PushFeed(CandleFeed):
+    """Feed of candles pushed by an external live source, validated like ingestion.
+
+    Parameters
+    ----------
+    store : the :class:`~workbench.data.store.Store` the pushed candles are appended to.
+    series : the in-memory snapshot of the same series; its last row must be the last stored
+        candle (see :meth:`from_store`).
+    pivot_strength, pivot_levels : streaming pivot detector parameters.
+    """
+
+    def __init__(self, store, series: SeriesArrays, *, pivot_strength: int = 2,
+                 pivot_levels: int = 3):
+        super().__init__(series, pivot_strength=pivot_strength, pivot_levels=pivot_levels,
+                         history_end=series.length)
+        self.store = store
+        self.source = f"push:{series.symbol}:{series.timeframe}"
+
+    @classmethod
+    def from_store(cls, store, symbol: str, timeframe: str, *, history: int = 1000,
+                   **kwargs) -> "PushFeed":
+        """Load the last ``history`` stored candles of a series as the feed's snapshot."""
+        last = store.last_ts(symbol, timeframe)
+        if last is None:
+            frame = pl.DataFrame(schema={"ts": pl.Int64, **{c: pl.Float64 for c in
+                                                           ("open", "high", "low", "close",
+                                                            "volume")}})
+        else:
+            frame = store.read_ohlcv(symbol, timeframe, last - (history - 1) * timeframe_ms(timeframe))
+        return cls(store, SeriesArrays.from_frame(symbol, timeframe, frame), **kwargs)
+
+    def push(self, candle) -> int:
+        """Validate, store and emit one closed candle (mapping with ts, open .. volume).
+
+        Returns the number of candles emitted (1). Raises DataValidationError naming the rule;
+        a rejected candle changes neither the store nor the series.
+        """
+        return self.push_many(pl.DataFrame([dict(candle)]) if not isinstance(candle, pl.DataFrame)
+                              else candle)
+
+    def push_many(self, candles: pl.DataFrame) -> int:
+        """Validate, store (one transaction) and emit a batch of consecutive closed candles."""
+        from workbench.data.ingest import validate_candles
+
+        clean, _report = validate_candles(candles, self.timeframe, self.source, first_row=0)
+        if clean.height == 0:
+            return 0
+        self._check_continuity(clean["ts"].to_numpy())
+        self.store.append_candles(self.symbol, self.timeframe, clean)
+        rows = clean.select("ts", "open", "high", "low", "close", "volume").rows()
+        for ts, o, h, lo, c, v in rows:
+            i = self.series.append(ts, o, h, lo, c, v)
+            self._emit(i, ts, o, h, lo, c, v)
+        return clean.height
+
+    def _expected_next(self, last: int) -> int:
+        return self._close_ts(last)
+
+    def _check_continuity(self, ts: np.ndarray) -> None:
+        """Each pushed candle must open where the previous one (stored or pushed) closed."""
+        last = self.store.last_ts(self.symbol, self.timeframe)
+        mem_last = int(self.series.ts[-1]) if self.series.length else None
+        if last != mem_last:
+            raise ParameterError(f"{self.source}: in-memory series ends at {mem_last} but the "
+                                 f"store ends at {last}; rebuild the feed with from_store()")
+        prev = last
+        for row, t in enumerate(ts.tolist()):
+            if prev is not None and t != self._expected_next(prev):
+                raise DataValidationError(
+                    f"candle does not follow the last candle {prev}: expected ts "
+                    f"{self._expected_next(prev)}", path=self.source, row=row, ts=t,
+                    rule="continuity")
+            prev = t
