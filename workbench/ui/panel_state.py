@@ -1,0 +1,165 @@
+"""The control panel's pure core: which buttons are visible and enabled, and why not.
+
+The widget layer (:mod:`workbench.ui.panel`) describes the situation as :class:`PanelFacts`
+and renders what :func:`button_states` returns; it holds no enabling rule of its own, so the rules
+are tested here without widgets, threads or a kernel.
+
+Rules (seed 000's six modes plus Stop):
+
+* A live session (any :class:`TrainingMode`) and a backtest need a model, candles in the picked
+  range, and nothing else running.
+* "Train Model" needs candles and no other training or backtest; it may run during a live
+  session, because every weight update goes through the model's training lock.
+* "Train on Current Candle (Manual)" and its BUY/SELL/HOLD choices are visible only while a
+  manual session runs, and enabled once that session has a current candle.
+* Stop is enabled while anything runs, and disabled while a stop is in progress.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from workbench.live.modes import TrainingMode
+
+
+class Activity(str, enum.Enum):
+    """What the panel is doing."""
+
+    IDLE = "idle"
+    LIVE = "live"
+    BACKTEST = "backtest"
+    TRAINING = "training"
+    LIVE_AND_TRAINING = "live_and_training"
+    STOPPING = "stopping"
+
+
+class Button(str, enum.Enum):
+    """Every button of the panel."""
+
+    LIVE_NONE = "live_none"
+    LIVE_PIVOTS = "live_pivots"
+    LIVE_EVERY_CANDLE = "live_every_candle"
+    LIVE_MANUAL = "live_manual"
+    BACKTEST = "backtest"
+    TRAIN = "train"
+    MANUAL_TRAIN = "manual_train"
+    STOP = "stop"
+
+
+#: the button that starts a live session in each mode
+LIVE_BUTTONS = {
+    TrainingMode.NONE: Button.LIVE_NONE,
+    TrainingMode.PIVOTS_ONLY: Button.LIVE_PIVOTS,
+    TrainingMode.EVERY_CANDLE: Button.LIVE_EVERY_CANDLE,
+    TrainingMode.MANUAL: Button.LIVE_MANUAL,
+}
+
+#: seed 000's button labels
+LABELS = {
+    Button.LIVE_NONE: "Start Live Inference (No Training)",
+    Button.LIVE_PIVOTS: "Live Inference + Pivot Training",
+    Button.LIVE_EVERY_CANDLE: "Live Inference + Per-Candle Training",
+    Button.LIVE_MANUAL: "Live Inference + Manual Training",
+    Button.BACKTEST: "Backtest Visible Chart",
+    Button.TRAIN: "Train Model",
+    Button.MANUAL_TRAIN: "Train on Current Candle (Manual)",
+    Button.STOP: "Stop",
+}
+
+
+@dataclass(frozen=True)
+class PanelFacts:
+    """Everything the enabling rules depend on.
+
+    ``live_mode`` is the mode of the running live session (``None``: no session); ``training``,
+    ``backtest`` and ``stopping`` say whether batch training or a backtest is running and
+    whether a Stop is in progress.
+    """
+
+    live_mode: TrainingMode | None = None
+    training: bool = False
+    backtest: bool = False
+    stopping: bool = False
+    has_model: bool = False
+    has_candles: bool = False
+    has_current_candle: bool = False
+    manual_step_running: bool = False
+
+    @property
+    def activity(self) -> Activity:
+        """The single activity the facts describe (Stop in progress wins)."""
+        if self.stopping:
+            return Activity.STOPPING
+        if self.backtest:
+            return Activity.BACKTEST
+        if self.live_mode is not None:
+            return Activity.LIVE_AND_TRAINING if self.training else Activity.LIVE
+        return Activity.TRAINING if self.training else Activity.IDLE
+
+
+@dataclass(frozen=True)
+class ButtonState:
+    """How one button is shown: visible, enabled, and the reason when it is disabled."""
+
+    visible: bool
+    enabled: bool
+    reason: str = ""
+
+
+_BUSY_REASONS = {
+    Activity.LIVE: "a live session is running; press Stop first",
+    Activity.LIVE_AND_TRAINING: "a live session and training are running; press Stop first",
+    Activity.BACKTEST: "a backtest is running; press Stop first",
+    Activity.TRAINING: "training is running; press Stop first",
+    Activity.STOPPING: "stopping; wait until the current work has ended",
+}
+
+
+def _needs(facts: PanelFacts, *, model: bool) -> str:
+    """Return why a start-type action cannot run now ('' when it can)."""
+    if facts.activity is not Activity.IDLE:
+        return _BUSY_REASONS[facts.activity]
+    if model and not facts.has_model:
+        return "pick a model (no completed training run yet: press Train Model)"
+    if not facts.has_candles:
+        return "no candles for the picked symbol, timeframe and range"
+    return ""
+
+
+def _train_reason(facts: PanelFacts) -> str:
+    if facts.activity in (Activity.IDLE, Activity.LIVE):
+        return "" if facts.has_candles else "no candles for the picked symbol, timeframe and range"
+    return _BUSY_REASONS[facts.activity]
+
+
+def _manual_state(facts: PanelFacts) -> ButtonState:
+    if facts.live_mode is not TrainingMode.MANUAL or facts.stopping:
+        return ButtonState(False, False, "only during a manual live session")
+    if facts.manual_step_running:
+        return ButtonState(True, False, "a manual training step is running")
+    if not facts.has_current_candle:
+        return ButtonState(True, False, "waiting for the first closed candle")
+    return ButtonState(True, True)
+
+
+def _stop_state(facts: PanelFacts) -> ButtonState:
+    if facts.activity is Activity.IDLE:
+        return ButtonState(True, False, "nothing is running")
+    if facts.activity is Activity.STOPPING:
+        return ButtonState(True, False, _BUSY_REASONS[Activity.STOPPING])
+    return ButtonState(True, True)
+
+
+def _enabled_unless(reason: str) -> ButtonState:
+    return ButtonState(True, not reason, reason)
+
+
+def button_states(facts: PanelFacts) -> dict[Button, ButtonState]:
+    """Return the state of every button for ``facts`` (see the module docstring for the rules)."""
+    live = _enabled_unless(_needs(facts, model=True))
+    states = {button: live for button in LIVE_BUTTONS.values()}
+    states[Button.BACKTEST] = _enabled_unless(_needs(facts, model=True))
+    states[Button.TRAIN] = _enabled_unless(_train_reason(facts))
+    states[Button.MANUAL_TRAIN] = _manual_state(facts)
+    states[Button.STOP] = _stop_state(facts)
+    return states
