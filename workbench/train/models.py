@@ -1,0 +1,186 @@
+"""The model registry and the two torch models of the workbench.
+
+Every model maps a batch of normalised windows ``(B, N, 8)`` to ``(action_logits (B, 3),
+candle (B, 4))``: logits over :data:`workbench.data.store.ACTIONS` (BUY, SELL, HOLD) and the next
+candle's OHLC relative to the window's last close, in percent. A new model type is one
+:func:`register_model` call; :func:`build_model` builds one from a
+:class:`~workbench.train.config.ModelConfig`.
+
+Registered types
+----------------
+``transformer``
+    A small pre-norm transformer encoder over the candles; the last candle's embedding feeds both
+    heads. Built on ``nn.TransformerEncoder`` with ``enable_nested_tensor=False``. With
+    ``fast_path: false`` (the default) the "better transformer" inference fast path is never taken:
+    the layers use an activation module the fast path does not recognise, which is one of the
+    documented ``torch.backends.mha`` fast-path conditions (activation must be relu or gelu).
+``lstm``
+    Seed 003's stateful LSTM: one time step at a time (L=1), the hidden state carried across the
+    steps of one sample, reset between samples and detached after each step. :meth:`LSTMModel.step`
+    advances a carried state by one candle for O(1) live inference.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from workbench.errors import ConfigError
+from workbench.features.windows import N_FEATURES
+
+N_ACTIONS = 3
+N_CANDLE = 4
+
+_MODELS: dict[str, type[nn.Module]] = {}
+
+
+def register_model(name: str, cls: type[nn.Module]) -> type[nn.Module]:
+    """Register ``cls`` under ``name``; ``cls.from_config(model_config)`` must build it."""
+    if not hasattr(cls, "from_config"):
+        raise TypeError(f"model class {cls.__name__} needs a from_config(model_config) classmethod")
+    _MODELS[name] = cls
+    return cls
+
+
+def get_model(name: str) -> type[nn.Module]:
+    """Return the model class registered as ``name``.
+
+    Raises
+    ------
+    ConfigError : naming the unknown type and the known ones.
+    """
+    try:
+        return _MODELS[name]
+    except KeyError:
+        raise ConfigError(f"config key 'model.type': unknown model {name!r}; "
+                          f"known models: {sorted(_MODELS)}") from None
+
+
+def known_models() -> list[str]:
+    """Return the registered model names."""
+    return sorted(_MODELS)
+
+
+def build_model(model_config) -> nn.Module:
+    """Build the model described by a :class:`~workbench.train.config.ModelConfig`."""
+    return get_model(model_config.type).from_config(model_config)
+
+
+class _GELU(nn.Module):
+    """GELU as a module the MHA fast path does not recognise (see the module docstring)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x)
+
+
+class _Heads(nn.Module):
+    """The action head and the candle head on one embedding."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.action = nn.Linear(width, N_ACTIONS)
+        self.candle = nn.Linear(width, N_CANDLE)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.action(h), self.candle(h)
+
+
+class TransformerModel(nn.Module):
+    """A transformer encoder over a window of candles.
+
+    Parameters
+    ----------
+    window : N, the number of candles per window (sizes the learned position embedding).
+    d_model, n_heads, n_layers, ff_dim, dropout : encoder sizes.
+    fast_path : allow PyTorch's inference fast path (off by default: slower on this CPU).
+    """
+
+    def __init__(self, window: int, d_model: int = 32, n_heads: int = 4, n_layers: int = 2,
+                 ff_dim: int = 64, dropout: float = 0.0, fast_path: bool = False):
+        super().__init__()
+        self.window = window
+        self.embed = nn.Linear(N_FEATURES, d_model)
+        self.position = nn.Parameter(torch.zeros(1, window, d_model))
+        nn.init.normal_(self.position, std=0.02)
+        layer = nn.TransformerEncoderLayer(
+            d_model, n_heads, ff_dim, dropout, batch_first=True, norm_first=True,
+            activation="gelu" if fast_path else _GELU())
+        self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d_model)
+        self.heads = _Heads(d_model)
+
+    @classmethod
+    def from_config(cls, cfg) -> "TransformerModel":
+        return cls(cfg.window, cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.ff_dim, cfg.dropout,
+                   cfg.fast_path)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Map windows (B, N, 8) to (action_logits (B, 3), candle (B, 4))."""
+        h = self.encoder(self.embed(x) + self.position[:, -x.shape[1]:])
+        return self.heads(self.norm(h[:, -1]))
+
+    def flops_per_window(self, n: int | None = None) -> float:
+        """Estimate the forward FLOPs of one window (2 per multiply-add)."""
+        n = n or self.window
+        d = self.embed.out_features
+        ff = self.encoder.layers[0].linear1.out_features
+        per_layer = 2 * n * (4 * d * d + 2 * d * ff) + 2 * 2 * n * n * d
+        return 2 * n * N_FEATURES * d + len(self.encoder.layers) * per_layer \
+            + 2 * d * (N_ACTIONS + N_CANDLE)
+
+
+class LSTMModel(nn.Module):
+    """Seed 003's stateful LSTM, fed one candle at a time (L=1).
+
+    ``forward`` resets the state for every sample (window), carries it across the window's steps
+    and detaches it after each step, so gradients never flow further back than one step.
+    :meth:`step` advances a caller-held state by one candle (O(1) live inference).
+    """
+
+    def __init__(self, window: int, hidden: int = 32, n_layers: int = 2, dropout: float = 0.0):
+        super().__init__()
+        self.window = window
+        self.hidden, self.n_layers = hidden, n_layers
+        self.lstm = nn.LSTM(N_FEATURES, hidden, n_layers, batch_first=True,
+                            dropout=dropout if n_layers > 1 else 0.0)
+        self.heads = _Heads(hidden)
+
+    @classmethod
+    def from_config(cls, cfg) -> "LSTMModel":
+        return cls(cfg.window, cfg.d_model, cfg.n_layers, cfg.dropout)
+
+    def initial_state(self, batch: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the zero state that starts every sample."""
+        zeros = torch.zeros(self.n_layers, batch, self.hidden, device=device)
+        return zeros, zeros.clone()
+
+    def _advance(self, x_t: torch.Tensor, state):
+        out, (h, c) = self.lstm(x_t.unsqueeze(1), state)
+        return out[:, 0], (h.detach(), c.detach())
+
+    def step(self, x_t: torch.Tensor, state):
+        """Advance ``state`` by one candle ``x_t`` (B, 8).
+
+        Returns ``((action_logits, candle), new_state)``; the new state is detached.
+        """
+        out, state = self._advance(x_t, state)
+        return self.heads(out), state
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Map windows (B, N, 8) to (action_logits (B, 3), candle (B, 4)) step by step."""
+        state = self.initial_state(x.shape[0], x.device)
+        for t in range(x.shape[1]):
+            out, state = self._advance(x[:, t], state)
+        return self.heads(out)
+
+    def flops_per_window(self, n: int | None = None) -> float:
+        """Estimate the forward FLOPs of one window (2 per multiply-add)."""
+        n = n or self.window
+        h = self.hidden
+        first = 2 * 4 * h * (N_FEATURES + h)
+        rest = 2 * 4 * h * (2 * h) * (self.n_layers - 1)
+        return n * (first + rest) + 2 * h * (N_ACTIONS + N_CANDLE)
+
+
+register_model("transformer", TransformerModel)
+register_model("lstm", LSTMModel)
