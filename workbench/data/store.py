@@ -362,3 +362,74 @@ class Store:
             return self.query("SELECT * FROM backtest_results ORDER BY created_at DESC")
         return self.query("SELECT * FROM backtest_results WHERE run_id = ? "
                           "ORDER BY created_at DESC", [run_id])
+
+    # -- prediction ledger (issue 5, used by workbench/live/ledger.py) -------------------------
+    # actual_* and pred_* are percent relative to the close of the window's last candle;
+    # realised_move is actual_close. A prediction is a hit when predicted_action equals the
+    # realised action: BUY above +hold_band, SELL below -hold_band, else HOLD.
+    LEDGER_COLUMNS = (
+        "inference_id", "session_id", "run_id", "model_version", "symbol", "timeframe",
+        "prediction_ts", "target_ts", "data_range_start", "data_range_end", "predicted_action",
+        "confidence", "pred_open", "pred_high", "pred_low", "pred_close", "actual_open",
+        "actual_high", "actual_low", "actual_close", "realised_move", "pivot_type",
+        "pivot_confirmed_ts")
+    _LEDGER_SCORED = (
+        "WITH scored AS (SELECT *, CASE WHEN realised_move > ? THEN 'BUY' "
+        "WHEN realised_move < -? THEN 'SELL' ELSE 'HOLD' END AS realised_action "
+        "FROM prediction_ledger WHERE realised_move IS NOT NULL "
+        "AND (run_id = ? OR CAST(? AS VARCHAR) IS NULL)) ")
+
+    def append_ledger(self, rows: pl.DataFrame) -> int:
+        """Insert prediction-ledger rows (columns :attr:`LEDGER_COLUMNS`) in one transaction."""
+        if rows.height == 0:
+            return 0
+        cols = ", ".join(self.LEDGER_COLUMNS)
+        with self.transaction() as con:
+            con.register("_ledger", rows.select(self.LEDGER_COLUMNS).to_arrow())
+            try:
+                con.execute(f"INSERT INTO prediction_ledger ({cols}) "  # noqa: S608 - constants
+                            f"SELECT {cols} FROM _ledger")
+            finally:
+                con.unregister("_ledger")
+        return rows.height
+
+    def read_ledger(self, run_id: str | None = None) -> pl.DataFrame:
+        """Return ledger rows (optionally of one run) ordered by prediction_ts, inference_id."""
+        return self.query("SELECT * FROM prediction_ledger WHERE run_id = ? OR "
+                          "CAST(? AS VARCHAR) IS NULL ORDER BY prediction_ts, inference_id",
+                          [run_id, run_id])
+
+    def ledger_hit_rates(self, run_id: str | None = None, hold_band: float = 0.05) -> pl.DataFrame:
+        """Per model version and predicted action: n, hits, hit_rate, mean_confidence."""
+        return self.query(
+            self._LEDGER_SCORED + "SELECT model_version, predicted_action, count(*) AS n, "
+            "sum(CAST(predicted_action = realised_action AS INTEGER)) AS hits, "
+            "avg(CAST(predicted_action = realised_action AS DOUBLE)) AS hit_rate, "
+            "avg(confidence) AS mean_confidence FROM scored "
+            "GROUP BY model_version, predicted_action ORDER BY model_version, predicted_action",
+            [hold_band, hold_band, run_id, run_id])
+
+    def ledger_calibration(self, run_id: str | None = None, hold_band: float = 0.05,
+                           bucket_width: float = 0.1) -> pl.DataFrame:
+        """Per model version and confidence bucket [lo, lo + width): n, mean confidence, accuracy."""
+        return self.query(
+            self._LEDGER_SCORED + "SELECT model_version, "
+            "least(floor(confidence / ? + 1e-9), ceil(1 / ?) - 1) * ? AS bucket_lo, "
+            "count(*) AS n, avg(confidence) AS mean_confidence, "
+            "avg(CAST(predicted_action = realised_action AS DOUBLE)) AS accuracy FROM scored "
+            "GROUP BY ALL ORDER BY model_version, bucket_lo",
+            [hold_band, hold_band, run_id, run_id, bucket_width, bucket_width, bucket_width])
+
+    def ledger_candle_errors(self, run_id: str | None = None) -> pl.DataFrame:
+        """Per model version: mean absolute error of each predicted OHLC value (percent points)
+        and the RMSE of the predicted close, over frames whose target candle is known."""
+        return self.query(
+            "SELECT model_version, count(*) AS n, avg(abs(pred_open - actual_open)) AS mae_open, "
+            "avg(abs(pred_high - actual_high)) AS mae_high, "
+            "avg(abs(pred_low - actual_low)) AS mae_low, "
+            "avg(abs(pred_close - actual_close)) AS mae_close, "
+            "sqrt(avg((pred_close - actual_close) ^ 2)) AS rmse_close "
+            "FROM prediction_ledger WHERE actual_close IS NOT NULL "
+            "AND (run_id = ? OR CAST(? AS VARCHAR) IS NULL) "
+            "GROUP BY model_version ORDER BY model_version", [run_id, run_id])
+    # -- end of prediction ledger --------------------------------------------------------------
