@@ -3,7 +3,9 @@
 Batch training steps, per-candle steps and manual steps all acquire the model's
 :class:`TrainingLock` before touching weights. Acquisition takes a timeout (seed 000's first open
 recommendation); on timeout :class:`TrainingLockTimeout` names the current holder: its operation,
-its session and since when it has held the lock.
+its session and since when it has held the lock (also kept as the exception's ``holder``).
+:meth:`TrainingLock.stats` counts acquisitions, waits, wait time and timeouts, in total and per
+session, which is what a live session reports as its "lock waits".
 
 Inference never takes this lock: it runs on an immutable, versioned snapshot of the weights that
 the trainer publishes after each update (see the model handle in ``workbench.train``).
@@ -49,6 +51,8 @@ class TrainingLock:
         self.acquisitions = 0
         self.waits = 0  # acquisitions that found the lock taken
         self.wait_seconds = 0.0
+        self.timeouts = 0
+        self._by_session: dict[str, list] = {}  # session -> [acquisitions, waits, wait_s, timeouts]
 
     @property
     def holder(self) -> LockHolder | None:
@@ -64,23 +68,35 @@ class TrainingLock:
             names the holder.
         """
         timeout = self.default_timeout if timeout is None else timeout
-        if self._lock.acquire(blocking=False):
-            waited = 0.0
-        else:
+        contended = not self._lock.acquire(blocking=False)
+        waited = 0.0
+        if contended:
             start = time.perf_counter()
             if not self._lock.acquire(timeout=timeout):
                 holder = self._holder
+                self._count(session, 0, 0, time.perf_counter() - start, 1)
                 who = holder.describe() if holder else "an unknown holder"
-                raise TrainingLockTimeout(
+                exc = TrainingLockTimeout(
                     f"training lock of {self.name!r} not acquired within {timeout:.1f} s for "
                     f"{operation!r} ({session}); it is held by {who}")
+                exc.holder = holder  # the LockHolder (operation, session, since) or None
+                raise exc
             waited = time.perf_counter() - start
         self._holder = LockHolder(operation, session, time.time())
+        self._count(session, 1, int(contended), waited, 0)
+
+    def _count(self, session: str, acquired: int, waited: int, seconds: float,
+               timed_out: int) -> None:
         with self._stats_guard:
-            self.acquisitions += 1
-            if waited:
-                self.waits += 1
-                self.wait_seconds += waited
+            self.acquisitions += acquired
+            self.waits += waited
+            self.wait_seconds += seconds
+            self.timeouts += timed_out
+            row = self._by_session.setdefault(session, [0, 0, 0.0, 0])
+            row[0] += acquired
+            row[1] += waited
+            row[2] += seconds
+            row[3] += timed_out
 
     def release(self) -> None:
         """Release the lock."""
@@ -95,11 +111,21 @@ class TrainingLock:
         """Return True while some operation holds the lock."""
         return self._lock.locked()
 
-    def stats(self) -> dict:
-        """Return acquisitions, waits and total wait seconds."""
+    def stats(self, session: str | None = None) -> dict:
+        """Return acquisitions, waits (acquisitions that found the lock taken), total wait
+        seconds and timeouts: of every holder, or of one ``session`` only."""
         with self._stats_guard:
+            if session is not None:
+                a, w, s, t = self._by_session.get(session, (0, 0, 0.0, 0))
+                return {"acquisitions": a, "waits": w, "wait_seconds": round(s, 6),
+                        "timeouts": t}
             return {"acquisitions": self.acquisitions, "waits": self.waits,
-                    "wait_seconds": round(self.wait_seconds, 6)}
+                    "wait_seconds": round(self.wait_seconds, 6), "timeouts": self.timeouts}
+
+    def sessions(self) -> list[str]:
+        """The sessions that have asked for this lock, in first-seen order."""
+        with self._stats_guard:
+            return list(self._by_session)
 
 
 class _Held:
