@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from workbench.backtest.signals import sma_cross_signals as sma_signals
 from workbench.backtest.simulate import SimConfig, simulate
 
 backtesting = pytest.importorskip("backtesting")
@@ -20,18 +21,13 @@ CASH = 100_000.0
 FEE = 0.001
 
 
-def sma_cross_signals(close: np.ndarray, fast: int = 10, slow: int = 30) -> np.ndarray:
-    """+1 where the fast SMA crosses above the slow one, -1 where it crosses below."""
-    def sma(n):
-        out = np.full(close.shape[0], np.nan)
-        out[n - 1:] = np.convolve(close, np.ones(n) / n, "valid")
-        return out
-    above = sma(fast) > sma(slow)
-    sig = np.zeros(close.shape[0], dtype=np.int8)
-    sig[1:][above[1:] & ~above[:-1]] = 1
-    sig[1:][~above[1:] & above[:-1]] = -1
-    sig[:slow] = 0
-    # backtesting.py never acts on bar 0, nor fills the last bar's signal with trade_on_close
+def sma_cross_signals(close: np.ndarray) -> np.ndarray:
+    """SMA(10)/SMA(30) crossovers with the last bar's signal cleared.
+
+    backtesting.py never acts on bar 0 (the warm-up clears it), nor fills the last bar's signal
+    with trade_on_close.
+    """
+    sig = sma_signals(close, 10, 30)
     sig[-1] = 0
     return sig
 

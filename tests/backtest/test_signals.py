@@ -78,3 +78,23 @@ def test_actions_map_buy_sell_hold_and_threshold():
     probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.5, 0.4], [0.2, 0.2, 0.6], [0.4, 0.35, 0.25]])
     assert actions_to_signals(probs).tolist() == [1, -1, 0, 1]
     assert actions_to_signals(probs, threshold=0.45).tolist() == [1, -1, 0, 0]
+
+
+def test_sma_cross_signals_are_causal_crossings():
+    from workbench.backtest.signals import sma_cross_signals
+
+    close = np.array([5, 4, 3, 2, 1, 2, 3, 4, 5, 4, 3, 2, 1], dtype=float)
+    sig = sma_cross_signals(close, 2, 4)
+    f = np.convolve(close, np.ones(2) / 2, "valid")[2:]  # both aligned: index 0 is row 3
+    s = np.convolve(close, np.ones(4) / 4, "valid")
+    above = f > s
+    expect = np.zeros(close.shape[0], dtype=np.int8)
+    for t in range(4, close.shape[0]):
+        if above[t - 3] and not above[t - 4]:
+            expect[t] = 1
+        elif not above[t - 3] and above[t - 4]:
+            expect[t] = -1
+    assert sig.tolist() == expect.tolist()
+    assert (sig != 0).sum() == 2
+    truncated = sma_cross_signals(close[:9], 2, 4)
+    assert truncated.tolist() == sig[:9].tolist()

@@ -12,8 +12,9 @@ candle of the backtest range.
   lock) over every window of the range through the ``ModelHandle`` contract, in chunks of
   windows gathered with :func:`workbench.features.windows.gather_windows`. A window ending at
   row ``t`` holds rows ``t - N + 1 .. t``, so the signal of ``t`` depends on nothing after ``t``.
-  A stateful model (one whose handle has ``predict_sequence``) runs one pass over the range
-  carrying its state instead.
+  The stateful LSTM needs no special path: its state starts at zero at the first row of every
+  window and is carried across the window's N candles inside ``predict`` (one pass per window,
+  all windows of a chunk at once), which is exactly what feeding the window to ``step`` does.
 """
 from __future__ import annotations
 
@@ -138,6 +139,27 @@ def align_signals(signals: pl.DataFrame, candle_ts: np.ndarray, source="signals"
     return out
 
 
+# -- rule signals ----------------------------------------------------------------------------
+def sma_cross_signals(close, fast: int = 10, slow: int = 30) -> np.ndarray:
+    """Return the classic SMA-crossover signal: +1 where SMA(fast) crosses above SMA(slow), -1
+    where it crosses below, else 0; causal (row t uses closes up to t), 0 during warm-up.
+
+    The reference signal of the demos, the parity tests and the benchmark.
+    """
+    if not 1 <= fast < slow:
+        raise ParameterError(f"need 1 <= fast ({fast}) < slow ({slow})")
+    close = np.asarray(close, dtype=np.float64)
+    csum = np.concatenate([[0.0], np.cumsum(close)])
+    idx = np.arange(slow, close.shape[0] + 1)
+    above = np.zeros(close.shape[0], dtype=bool)
+    above[slow - 1:] = (csum[idx] - csum[idx - fast]) / fast > (csum[idx] - csum[idx - slow]) / slow
+    sig = np.zeros(close.shape[0], dtype=np.int8)
+    sig[1:][above[1:] & ~above[:-1]] = 1
+    sig[1:][~above[1:] & above[:-1]] = -1
+    sig[:slow] = 0
+    return sig
+
+
 # -- model signals ---------------------------------------------------------------------------
 def actions_to_signals(action_probs: np.ndarray, threshold: float | None = None) -> np.ndarray:
     """Map (B, 3) action probabilities to int8 signals: argmax BUY=+1, SELL=-1, HOLD=0.
@@ -215,16 +237,7 @@ def model_signals(handle, features: np.ndarray, rows, *, chunk: int = 2048,
     if chunk < 1:
         raise ParameterError(f"chunk {chunk} must be >= 1 windows")
     rows = np.asarray(rows, dtype=np.int64)
-    sequence = getattr(handle, "predict_sequence", None)
-    if callable(sequence):  # a stateful model: one pass carrying its state
-        pred = sequence(features[: rows[-1] + 1])
-        probs = np.asarray(pred.action_probs, dtype=np.float32)[rows]
-        candle = np.asarray(pred.candle, dtype=np.float32)[rows]
-        version = pred.model_version
-        if progress:
-            progress("signals", rows.shape[0], rows.shape[0])
-    else:
-        probs, candle, version = _predict_windows(handle, features, rows, chunk, progress)
+    probs, candle, version = _predict_windows(handle, features, rows, chunk, progress)
     signal = actions_to_signals(np.nan_to_num(probs, nan=0.0), threshold)
     signal[np.isnan(probs).any(axis=1)] = 0
     return ModelSignals(signal=signal, action_probs=probs, candle=candle, model_version=version)
