@@ -128,14 +128,30 @@ def target_direction(signal: np.ndarray, long_only: bool = False) -> np.ndarray:
     return out
 
 
-def _held_direction(target: np.ndarray, fill: str) -> np.ndarray:
-    """Direction held at each bar's close, given when a decision fills."""
-    if fill == "close":
-        return target
-    held = np.empty_like(target)
-    held[0] = 0
-    held[1:] = target[:-1]
-    return held
+def _position_changes(signal: np.ndarray, long_only: bool, fill: str,
+                      n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the bars where the held direction changes and the new direction (int8).
+
+    Works on the non-zero signals only: a signal that repeats the current target is no change.
+    """
+    events = np.flatnonzero(signal)
+    wanted = signal[events]
+    bad = np.flatnonzero((wanted != 1) & (wanted != -1))
+    if bad.size:
+        row = int(events[bad[0]])
+        raise ParameterError(f"signal row {row} is {signal[row]!r}; signals must be -1 (SELL), "
+                             "0 (HOLD) or 1 (BUY)")
+    wanted = (np.maximum(wanted, 0) if long_only else wanted).astype(np.int8)
+    previous = np.empty_like(wanted)
+    previous[:1] = 0
+    previous[1:] = wanted[:-1]
+    keep = wanted != previous
+    bars, direction = events[keep], wanted[keep]
+    if fill == "next_open":
+        bars = bars + 1
+        if bars.size and bars[-1] >= n:  # decided on the last bar: there is no next open
+            bars, direction = bars[:-1], direction[:-1]
+    return bars, direction
 
 
 def _check_inputs(open_: np.ndarray, close: np.ndarray, signal: np.ndarray) -> None:
@@ -145,10 +161,6 @@ def _check_inputs(open_: np.ndarray, close: np.ndarray, signal: np.ndarray) -> N
     if open_.shape[0] != n or signal.shape[0] != n:
         raise ParameterError(f"open ({open_.shape[0]}), close ({n}) and signal "
                              f"({signal.shape[0]}) must have the same length")
-    bad = np.flatnonzero((signal != -1) & (signal != 0) & (signal != 1))
-    if bad.size:
-        raise ParameterError(f"signal row {bad[0]} is {signal[bad[0]]!r}; signals must be "
-                             "-1 (SELL), 0 (HOLD) or 1 (BUY)")
 
 
 def _fraction_units(direction: np.ndarray, price: np.ndarray, cfg: SimConfig) -> np.ndarray:
@@ -221,12 +233,8 @@ def simulate(open_, close, signal, config: SimConfig | None = None) -> SimResult
     close = np.asarray(close, dtype=np.float64)
     signal = np.asarray(signal)
     _check_inputs(open_, close, signal)
-    held = _held_direction(target_direction(signal, cfg.long_only), cfg.fill)
-    changed = np.empty(held.shape[0], dtype=bool)
-    changed[0] = held[0] != 0
-    np.not_equal(held[1:], held[:-1], out=changed[1:])
-    idx = np.flatnonzero(changed)
-    direction = held[idx]
+    n = close.shape[0]
+    idx, direction = _position_changes(signal, cfg.long_only, cfg.fill, n)
     price = (close if cfg.fill == "close" else open_)[idx]
     if cfg.size_mode == "fixed":
         units = direction * float(cfg.size)
@@ -235,15 +243,22 @@ def simulate(open_, close, signal, config: SimConfig | None = None) -> SimResult
     traded = np.diff(units, prepend=0.0)
     fill_px = price * (1.0 + cfg.slippage * np.sign(traded))
     fees = cfg.fee * np.abs(traded) * fill_px
-    flows = np.zeros(close.shape[0])
-    flows[idx] = -traded * fill_px - fees
-    cash = np.cumsum(flows)
-    cash += cfg.cash
-    position = np.zeros(close.shape[0])
-    if idx.size:
-        position[idx[0]:] = np.repeat(units, np.diff(idx, append=close.shape[0]))
-    equity = cash + position * close
+    cash = cfg.cash + np.cumsum(-traded * fill_px - fees)
+    equity, position = _dense_curves(idx, units, cash, close, cfg.cash)
     return SimResult(equity=equity, position=position, fill_idx=idx, fill_units=traded,
                      fill_price=fill_px, fill_fee=fees,
                      trades=_trades(direction, units, idx, fill_px, fees, close, cfg),
-                     cash=float(cash[-1]))
+                     cash=float(cash[-1]) if cash.size else float(cfg.cash))
+
+
+def _dense_curves(idx, units, cash, close, initial_cash):
+    """Spread the per-fill units and cash over the bars: both are constant between fills."""
+    n = close.shape[0]
+    first = int(idx[0]) if idx.size else n
+    lengths = np.empty(idx.shape[0] + 1, dtype=np.int64)
+    lengths[0] = first
+    lengths[1:] = np.diff(idx, append=n)
+    position = np.repeat(np.concatenate([[0.0], units]), lengths)
+    equity = np.repeat(np.concatenate([[float(initial_cash)], cash]), lengths)
+    equity += position * close
+    return equity, position
