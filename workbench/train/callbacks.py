@@ -151,10 +151,13 @@ class RestoringEarlyStopping(EarlyStopping):
 
 
 class TrainingLockCallback(Callback):
-    """Hold the training lock around every optimizer step, then publish a new snapshot.
+    """Hold the training lock around every training batch, then publish a new snapshot.
 
-    The lock is acquired just before the optimizer step (after the backward pass) and released
-    after ``publish(model)`` at the end of the batch, so no reader ever sees a half-updated model.
+    The lock is acquired at the start of the batch, *before* the forward pass, and released after
+    ``publish(model)`` at the end of the batch. Holding it only around the optimizer step is not
+    enough: another holder's in-place update between this batch's forward and backward passes
+    breaks autograd ("modified by an inplace operation", seed 000's bug; see
+    tests/live/test_stress.py).
     """
 
     def __init__(self, lock, publish: Callable | None = None, session: str = "batch",
@@ -163,7 +166,7 @@ class TrainingLockCallback(Callback):
         self.operation, self.timeout = operation, timeout
         self._held = False
 
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self.lock.acquire(self.operation, self.session, self.timeout)
         self._held = True
 
