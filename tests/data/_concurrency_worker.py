@@ -1,9 +1,10 @@
 """A process of the multi-process store test: ``python -m tests.data._concurrency_worker ROLE ...``.
 
 writer DB SECONDS FILE...  ingests the files in order, then re-ingests the last one with
-                           --force-refresh until SECONDS have passed;
-reader DB SECONDS REF      reads the series in a loop and checks every read against REF (the
-                           parquet holding the full expected series).
+                           --force-refresh until SECONDS have passed; then creates DB.done;
+reader DB REF              reads the series in a loop, until DB.done exists and it has read at
+                           least MIN_READS times, and checks every read against REF (the parquet
+                           holding the full expected series).
 Each prints one JSON line: counts seen, number of operations and any error text.
 """
 from __future__ import annotations
@@ -12,6 +13,10 @@ import json
 import sys
 import time
 import traceback
+from pathlib import Path
+
+MIN_READS = 3
+HARD_LIMIT_S = 90.0
 
 
 def writer(db: str, seconds: float, files: list[str]) -> dict:
@@ -29,18 +34,19 @@ def writer(db: str, seconds: float, files: list[str]) -> dict:
             done += 1
     except Exception:  # the test asserts there is none; report it instead of dying silently
         errors.append(traceback.format_exc())
+    Path(db + ".done").touch()
     return {"ops": done, "errors": errors}
 
 
-def reader(db: str, seconds: float, ref_path: str) -> dict:
+def reader(db: str, ref_path: str) -> dict:
     import polars as pl
 
     from workbench.data.store import Store
 
     store, ref = Store(db), pl.read_parquet(ref_path)
     counts, errors, ops = [], [], 0
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    done, hard_stop = Path(db + ".done"), time.monotonic() + HARD_LIMIT_S
+    while not (done.exists() and ops >= MIN_READS) and time.monotonic() < hard_stop:
         try:
             got = store.read_ohlcv("ETH/USDT", "1m")
             store.series()
@@ -56,7 +62,6 @@ def reader(db: str, seconds: float, ref_path: str) -> dict:
 
 
 if __name__ == "__main__":
-    role, db, seconds, *rest = sys.argv[1:]
-    fn = writer if role == "writer" else reader
-    arg = rest if role == "writer" else rest[0]
-    print(json.dumps(fn(db, float(seconds), arg)))
+    role, db, *rest = sys.argv[1:]
+    result = writer(db, float(rest[0]), rest[1:]) if role == "writer" else reader(db, rest[0])
+    print(json.dumps(result))

@@ -24,7 +24,7 @@ def test_one_writer_two_readers_never_see_lock_errors_or_partial_series(eth_slic
     full.write_parquet(ref)
     db = str(tmp_path / "shared.duckdb")
     cmd = [sys.executable, "-m", "tests.data._concurrency_worker"]
-    procs = [subprocess.Popen([*cmd, "reader", db, str(SECONDS), str(ref)], cwd=PROJECT_ROOT,
+    procs = [subprocess.Popen([*cmd, "reader", db, str(ref)], cwd=PROJECT_ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     procs.append(subprocess.Popen([*cmd, "writer", db, str(SECONDS), *files], cwd=PROJECT_ROOT,
@@ -40,7 +40,7 @@ def test_one_writer_two_readers_never_see_lock_errors_or_partial_series(eth_slic
     committed = {0} | {STEP * k for k in range(1, FILES + 1)}
     for r in readers:
         assert r["errors"] == []
-        assert r["ops"] >= 3  # every open costs tens of ms on a loaded 2-core machine
+        assert r["ops"] >= 3  # readers run until the writer is done and they read 3 times
         assert set(r["counts"]) <= committed
         assert r["sequence_monotonic"]
     from workbench.data.store import Store
