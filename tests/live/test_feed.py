@@ -243,7 +243,7 @@ def test_replay_from_store_loads_history_before_start(eth_store, eth_slice):
 
 def test_background_failure_is_reraised_by_join(eth_slice):
     feed = ReplayFeed(_series(eth_slice.head(10)))
-    feed._emit = None  # a broken feed (not a subscriber) must surface, not vanish in a thread
+    feed._emit_range = None  # a broken feed (not a subscriber) must surface, not vanish in a thread
     feed.start()
     with pytest.raises(TypeError):
         feed.join(timeout=5)

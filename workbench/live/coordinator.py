@@ -234,7 +234,8 @@ class InferenceTrainingCoordinator:
         divisor = (28 * 86_400_000 if is_calendar(self.timeframe)
                    else timeframe_ms(self.timeframe))
         self._step_ms = divisor
-        ring = 2 * (self.config.max_age_candles + 2)
+        # keys live at once span about max_age candles; start smaller and double on a collision
+        ring = min(2 * (self.config.max_age_candles + 2), max(64, 2 * self._cols.capacity))
         self._by_target = _KeyIndex(ring, divisor)
         self._by_end = _KeyIndex(ring)
         self.instance_id = uuid.uuid4().hex[:12]  # prefixes ledger ids: unique across sessions

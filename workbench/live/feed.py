@@ -2,7 +2,7 @@
 
 A feed owns one series (:class:`~workbench.features.windows.SeriesArrays`) and a
 :class:`~workbench.features.pivots.StreamingPivotDetector`. For every closed candle it emits, on
-one code path (:meth:`CandleFeed._emit`):
+one code path (:meth:`CandleFeed._emit_range`):
 
 1. a :class:`~workbench.live.events.CandleCompletionEvent` to every candle subscriber;
 2. the :class:`~workbench.live.events.PivotEvent` s this close confirms, lowest level first, to
@@ -83,7 +83,8 @@ class CandleFeed:
         self._pivot_subs: tuple[Subscription, ...] = ()
         self._sub_guard = threading.Lock()
         self.errors = SubscriberErrors(f"feed {self.symbol} {self.timeframe}")
-        self.candles_emitted = 0
+        self._first_row = history_end  # rows emitted so far: last_index + 1 - _first_row
+        self._halt = False  # set by pause/stop: _emit_range returns after the current candle
         self.pivots_emitted = 0
         self.now: int | None = None  # feed clock: close time of the last emitted candle
         self.last_index = history_end - 1  # row of the last emitted (or history) candle
@@ -141,21 +142,40 @@ class CandleFeed:
     def _close_ts(self, ts: int) -> int:
         return ts + self._fixed_ms if self._fixed_ms is not None else int(close_ts(ts, self.timeframe))
 
-    def _emit(self, i: int, ts: int, o: float, h: float, lo: float, c: float, v: float) -> None:
-        """Emit row ``i`` (already in the series): the candle event, then its confirmed pivots."""
-        cts = ts + self._fixed_ms if self._fixed_ms is not None else self._close_ts(ts)
-        self.now = cts
-        self.last_index = i
-        ev = CandleCompletionEvent(self.symbol, self.timeframe, ts, cts, o, h, lo, c, v, i)
-        for sub in self._candle_subs:
-            try:
-                sub.callback(ev)
-            except Exception as exc:  # noqa: BLE001 - isolation is the contract
-                self.errors.record(describe(sub.callback), ts, exc)
-        self.candles_emitted += 1
-        pivots = self._detector.update(ts, h, lo)
-        if pivots:
-            self._emit_pivots(pivots, i)
+    @property
+    def candles_emitted(self) -> int:
+        """Candles emitted so far."""
+        return self.last_index + 1 - self._first_row
+
+    def _emit_range(self, a: int, b: int) -> int:
+        """Emit rows ``[a, b)`` of the series (already stored): for each, the candle event, then
+        the pivots its close confirms. Returns the next row; stops early when halted.
+
+        This is the one emit path of replay and push. It is the hot loop of a replay, hence the
+        local bindings and the lists converted once per chunk (no per-candle numpy reads).
+        """
+        series = self.series
+        ts = series.ts[a:b]
+        closes = close_ts(ts, self.timeframe).tolist()
+        rows = series.ohlcv[a:b].tolist()
+        sym, tf, event, update = self.symbol, self.timeframe, CandleCompletionEvent, \
+            self._detector.update
+        record = self.errors.record
+        for i, t, cts, (o, h, lo, c, v) in zip(range(a, b), ts.tolist(), closes, rows):
+            self.now = cts
+            self.last_index = i
+            ev = event(sym, tf, t, cts, o, h, lo, c, v, i)
+            for sub in self._candle_subs:
+                try:
+                    sub.callback(ev)
+                except Exception as exc:  # noqa: BLE001 - isolation is the contract
+                    record(describe(sub.callback), t, exc)
+            pivots = update(t, h, lo)
+            if pivots:
+                self._emit_pivots(pivots, i)
+            if self._halt:
+                return i + 1
+        return b
 
     def _emit_pivots(self, pivots, i: int) -> None:
         subs = self._pivot_subs
@@ -236,17 +256,18 @@ class ReplayFeed(CandleFeed):
     def pause(self) -> None:
         """Pause after the candle being emitted; :meth:`resume` continues."""
         self._resume.clear()
-        self._paused = True
+        self._paused = self._halt = True
 
     def resume(self) -> None:
         """Resume a paused replay."""
         self._paused = False
+        self._halt = self._stop_requested
         self._resume.set()
 
     def stop(self) -> None:
         """Stop the replay after the candle being emitted (also wakes a paused replay)."""
-        self._stop_requested = True
-        self.resume()
+        self._stop_requested = self._halt = True
+        self._resume.set()
 
     def run(self) -> dict:
         """Replay in the calling thread until the end, :meth:`stop` or an error; return stats."""
@@ -265,14 +286,7 @@ class ReplayFeed(CandleFeed):
             if self._paused:
                 self._resume.wait()
                 continue
-            a = self._next
-            b = min(self.end_index, a + _CHUNK)
-            ts, ohlcv, emit = self.series.ts, self.series.ohlcv, self._emit
-            for i, t, (o, h, lo, c, v) in zip(range(a, b), ts[a:b].tolist(), ohlcv[a:b].tolist()):
-                emit(i, t, o, h, lo, c, v)
-                self._next = i + 1
-                if self._paused or self._stop_requested:
-                    break
+            self._next = self._emit_range(self._next, min(self.end_index, self._next + _CHUNK))
 
     def _run_paced(self) -> None:
         step = (self._fixed_ms or timeframe_ms(self.timeframe)) / 1000.0 / self.speed
@@ -285,10 +299,7 @@ class ReplayFeed(CandleFeed):
             wait = due - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
-            i = self._next
-            o, h, lo, c, v = self.series.ohlcv[i].tolist()
-            self._emit(i, int(self.series.ts[i]), o, h, lo, c, v)
-            self._next = i + 1
+            self._next = self._emit_range(self._next, self._next + 1)
             due += step
 
     def start(self) -> "ReplayFeed":
@@ -373,10 +384,10 @@ class PushFeed(CandleFeed):
             return 0
         self._check_continuity(clean["ts"].to_numpy())
         self.store.append_candles(self.symbol, self.timeframe, clean)
-        rows = clean.select("ts", "open", "high", "low", "close", "volume").rows()
-        for ts, o, h, lo, c, v in rows:
+        for ts, o, h, lo, c, v in clean.select("ts", "open", "high", "low", "close",
+                                                "volume").rows():
             i = self.series.append(ts, o, h, lo, c, v)
-            self._emit(i, ts, o, h, lo, c, v)
+            self._emit_range(i, i + 1)
         return clean.height
 
     def _expected_next(self, last: int) -> int:
