@@ -120,18 +120,18 @@ def pick_range(store, symbol: str, timeframe: str, *, start: str = "", end: str 
 def latest_model(symbol: str | None = None, timeframe: str | None = None,
                  model_type: str | None = None) -> str | None:
     """Return the newest completed run (optionally for a symbol/timeframe/model type), or None."""
-    from workbench.train.runs import list_runs, load_run_config
+    from workbench.train.models import known_models
+    from workbench.train.runs import list_runs
 
+    # run.json carries symbol, timeframe and model type; price-model (TF) runs share the runs
+    # folder and are skipped by their model type
+    wanted = {"symbol": symbol, "timeframe": timeframe, "model_type": model_type}
     for run in list_runs():
         if run.get("status") != "completed":
             continue
-        try:
-            cfg = load_run_config(run["run_id"])
-        except NotFoundError:
+        if run.get("model_type") not in known_models():
             continue
-        if ((symbol is None or cfg.data.symbol == symbol)
-                and (timeframe is None or cfg.data.timeframe == timeframe)
-                and (model_type is None or cfg.model.type == model_type)):
+        if all(v is None or run.get(k) == v for k, v in wanted.items()):
             return run["run_id"]
     return None
 
@@ -179,3 +179,24 @@ def ensure_model(store, symbol: str, timeframe: str, model: str = "", *,
         ensure_series(store, symbol, timeframe)
         record = train(quick_config(store, symbol, timeframe, model_type=model_type))
         return record["run_id"]
+
+
+def scripted_labels(store, symbol: str, timeframe: str, start: int, end: int, labels: str,
+                    every: int) -> dict[int, str]:
+    """Return ``{candle ts: action}``: the comma-separated ``labels`` applied in turn to every
+    ``every``-th candle of the range, so a manual session runs headless (papermill, CI).
+
+    Raises
+    ------
+    ParameterError : for an unknown action or ``every`` below 1.
+    """
+    from workbench.data.store import ACTIONS
+
+    actions = [a.strip().upper() for a in labels.split(",") if a.strip()]
+    unknown = [a for a in actions if a not in ACTIONS]
+    if unknown or every < 1:
+        raise ParameterError(f"manual labels {labels!r} / every {every}: labels must be "
+                             f"{', '.join(ACTIONS)} and every >= 1")
+    ts = store.read_ohlcv(symbol, timeframe, start, end)["ts"].to_list()
+    marks = ts[every - 1::every][:len(actions)] if actions else []
+    return dict(zip(marks, actions))
