@@ -311,3 +311,25 @@ def _draw_trades(ax, trades: pl.DataFrame) -> None:
     if closed.height:
         ax.scatter(_x(closed["exit_ts"].to_numpy()), closed["exit_price"].to_numpy(), marker="x",
                    s=50, color="black", zorder=6, label=f"exit ({closed.height})")
+
+
+def plot_calibration(calibration: pl.DataFrame, title: str = "", *, figsize=(6, 5)) -> Figure:
+    """Plot realised accuracy against mean confidence per bucket, one line per model version.
+
+    ``calibration`` has columns model_version, mean_confidence, accuracy, n (the ledger summary).
+    """
+    fig = Figure(figsize=figsize, dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+    for version in sorted(set(calibration["model_version"].to_list())):
+        sel = calibration.filter(pl.col("model_version") == version).sort("mean_confidence")
+        ax.plot(sel["mean_confidence"].to_numpy(), sel["accuracy"].to_numpy(), "-o",
+                markersize=4, label=f"v{version}")
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("realised accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(True, color="#e0e0e0")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    return fig
