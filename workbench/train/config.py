@@ -214,6 +214,16 @@ def _choice(obj, key: str, allowed) -> list[tuple[str, str]]:
     return [] if value in allowed else [(key, f"must be one of {list(allowed)}, got {value!r}")]
 
 
+def _yaml11_float(value):
+    """Read '1e-3' (a string to YAML 1.1, which lacks the dot) as the float it means."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _type_ok(value, hint) -> bool:
     """Return True when ``value`` fits the (simple) annotation ``hint``."""
     if hint is Any:
@@ -244,6 +254,7 @@ def _build(cls, raw: Any, prefix: str):
     kwargs = {}
     for key, value in raw.items():
         hint = hints[key]
+        value = _yaml11_float(value) if hint is float else value
         if dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value, f"{prefix}{key}.")
             continue
