@@ -1,0 +1,551 @@
+"""Live sessions (seed 000's modes none, pivots_only, every_candle, manual) and walk-forward.
+
+A :class:`LiveSession` replays (or follows) one series through a feed and the
+:class:`~workbench.live.coordinator.InferenceTrainingCoordinator`. On every closed candle it
+
+1. predicts on the window ending at that candle: action, confidence, predicted next candle;
+2. registers the inference frame with the coordinator (by reference, never a copy);
+3. updates its signal (BUY +1, SELL -1, HOLD 0) and its PnL tracking (the backtest simulator's
+   conventions, :class:`PnLTracker`);
+4. exposes the ghost candle: the predicted next candle in absolute prices, for the chart.
+
+Training is decided by the session's own
+:class:`~workbench.live.strategy.TrainingStrategyManager` (never shared) and always done through
+``ModelHandle.train_step``, which holds the model's training lock for the update; predictions run
+on the handle's published snapshot and never wait for training. The session is a
+:class:`~workbench.live.subscribers.TrainingEventSubscriber`: the coordinator hands it each frame
+when its label is revealed (the target's close, or a pivot's ``confirmed_ts``), so nothing trains
+on the future. The coordinator is subscribed to the feed before the session, so at a close the
+revealed frame trains first and the new prediction uses the updated weights.
+
+A session runs in a background thread (:meth:`LiveSession.start`) or in the caller's thread
+(:meth:`LiveSession.run`); :meth:`pause`, :meth:`resume` and :meth:`stop` act between candles.
+Several sessions (two symbols, say) may share one model: each has its own strategy, and their
+steps serialise on the model's lock. :meth:`snapshot` is a thread-safe copy of what a chart needs;
+:meth:`stats` counts predictions, training steps, lock waits, signals, PnL and errors.
+
+:func:`run_walk_forward` is the backtest's ``--train-during`` path: a maximum-speed replay of the
+range in a training mode, returning one signal per candle. With mode ``none`` its signals equal
+the batched backtest's (tests/live/test_parity_live_backtest.py).
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+import polars as pl
+
+from workbench.backtest.signals import SIGNAL_OF_ACTION, actions_to_signals
+from workbench.backtest.simulate import SimConfig
+from workbench.data.store import ACTIONS
+from workbench.errors import LookaheadError, NotFoundError, ParameterError
+from workbench.features.windows import SeriesArrays, gather_windows, next_candle_relative
+from workbench.live.coordinator import InferenceTrainingCoordinator
+from workbench.live.events import SubscriberErrors, describe
+from workbench.live.feed import ReplayFeed
+from workbench.live.modes import TrainingMode
+from workbench.live.strategy import StrategyConfig, TrainingStrategyManager
+from workbench.live.subscribers import TrainingEventSubscriber
+
+UpdateFn = Callable[["LiveSession", dict], None]
+#: training-lock operation names of a session's steps (also its stats keys)
+PER_CANDLE, PIVOT_STEP, MANUAL_STEP = OPERATIONS = ("per_candle", "pivot", "manual_step")
+_ACTION_OF_SIGNAL = {s: a for a, s in SIGNAL_OF_ACTION.items()}
+
+
+def parse_speed(speed) -> float | None:
+    """Return the replay pace: ``None`` for ``max``, else a multiple of real time.
+
+    Accepts ``None``, ``"max"``, a number, ``"1x"`` or ``"60x"``. Raises ParameterError otherwise.
+    """
+    if speed is None or (isinstance(speed, str) and speed.strip().lower() == "max"):
+        return None
+    text = str(speed).strip().lower().removesuffix("x")
+    try:
+        value = float(text)
+    except ValueError:
+        raise ParameterError(f"speed {speed!r} must be 'max', '1x' or 'Nx' (N > 0)") from None
+    if not value > 0:
+        raise ParameterError(f"speed {speed!r} must be > 0")
+    return value
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """How a session replays, labels, tracks PnL and reports.
+
+    ``history`` candles before ``start`` are loaded for the first windows and the pivot detector;
+    ``None`` means the model window - 1, exactly what the backtest loads, so that a replay in mode
+    ``none`` and the backtest see identical features. ``keep`` bounds the recent candles,
+    predictions, signals and equity points a :meth:`LiveSession.snapshot` returns.
+    """
+
+    speed: float | None = None
+    history: int | None = None
+    pivot_strength: int = 2
+    pivot_levels: int = 3
+    strategy: StrategyConfig | None = None  # default: StrategyConfig(pivot_strength=...)
+    threshold: float | None = None  # minimum top probability for a BUY/SELL signal
+    sim: SimConfig = field(default_factory=SimConfig)
+    lock_timeout: float | None = None  # None: the lock's default
+    keep: int = 500
+    ledger: bool = False  # write every frame with its outcome to the prediction ledger
+    session_id: str | None = None
+    manual_labels: dict | None = None  # candle ts -> action, applied when that candle closes
+
+    def strategy_config(self) -> StrategyConfig:
+        return self.strategy or StrategyConfig(pivot_strength=self.pivot_strength)
+
+
+class PnLTracker:
+    """Incremental twin of :func:`workbench.backtest.simulate.simulate` for one live session.
+
+    Feed :meth:`on_bar` each closed candle with its signal; the equity after each call equals the
+    simulator's equity at that bar for the same signals (fixed size; fraction sizing without
+    slippage), which the tests check.
+    """
+
+    def __init__(self, config: SimConfig | None = None):
+        self.cfg = config or SimConfig()
+        self.cash, self.units, self.held = self.cfg.cash, 0.0, 0
+        self.target, self.fills, self.fees = 0, 0, 0.0
+        self.equity = self.cfg.cash
+
+    def _fill(self, direction: int, price: float) -> None:
+        cfg = self.cfg
+        if cfg.size_mode == "fixed":
+            units = direction * float(cfg.size)
+        else:
+            exit_px = price * (1.0 - cfg.slippage * self.held)
+            flat = self.cash + self.units * exit_px - cfg.fee * abs(self.units) * exit_px
+            entry = price * (1.0 + cfg.slippage * direction)
+            units = direction * cfg.size * flat / (entry * (1.0 + cfg.fee))
+        traded = units - self.units
+        px = price * (1.0 + cfg.slippage * np.sign(traded))
+        fee = cfg.fee * abs(traded) * px
+        self.cash += -traded * px - fee
+        self.units, self.held = units, direction
+        self.fills += 1
+        self.fees += fee
+
+    def on_bar(self, open_: float, close: float, signal: int) -> float:
+        """Process one closed bar and the signal decided at its close; return the equity."""
+        next_open = self.cfg.fill == "next_open"
+        if next_open and self.target != self.held:
+            self._fill(self.target, open_)
+        if signal:
+            self.target = max(signal, 0) if self.cfg.long_only else int(signal)
+        if not next_open and self.target != self.held:
+            self._fill(self.target, close)
+        self.equity = self.cash + self.units * close
+        return self.equity
+
+    def summary(self) -> dict:
+        """Equity, return, fills, fees and the position held."""
+        return {"equity": self.equity, "return_pct": (self.equity / self.cfg.cash - 1.0) * 100,
+                "fills": self.fills, "fees": self.fees, "position": self.units}
+
+
+@dataclass(slots=True)
+class TrainingRecord:
+    """One training step of a session: when, why, on which frames, with which labels."""
+
+    now_ts: int  # the feed clock (close time of the newest closed candle) at the step
+    operation: str  # one of OPERATIONS
+    frame_end_ts: tuple  # window-end candle of each trained frame
+    actions: tuple  # action names
+    loss: float
+    model_version: int  # the handle's version right after the step
+
+
+class LiveSession(TrainingEventSubscriber):
+    """One live (or replayed) session of a model on one series, in one training mode.
+
+    Parameters
+    ----------
+    model_handle : a ``workbench.train.handle.ModelHandle`` (may be shared by several sessions).
+    store : the :class:`~workbench.data.store.Store` holding the candles (and manual annotations).
+    symbol, timeframe : the series.
+    mode : a :class:`~workbench.live.modes.TrainingMode` or its value.
+    start, end : epoch-ms open times of the first and last candle to replay (inclusive).
+    speed : ``None`` / ``"max"``, ``"1x"``, ``"Nx"`` or a number (see :func:`parse_speed`).
+    config : everything else (:class:`SessionConfig`).
+    on_update : optional ``callback(session, info)`` after every closed candle (see
+        :meth:`add_update_hook`).
+    feed : an existing feed of the series (e.g. a ``PushFeed``) instead of a replay of the store.
+
+    Raises
+    ------
+    ParameterError : for an unknown mode or speed. NotFoundError : when the range has no candles.
+    """
+
+    def __init__(self, model_handle, store, symbol: str, timeframe: str, mode, start=None,
+                 end=None, speed=None, *, config: SessionConfig | None = None,
+                 on_update: UpdateFn | None = None, feed=None):
+        cfg = config or SessionConfig()
+        self.config = replace(cfg, speed=parse_speed(speed if speed is not None else cfg.speed))
+        self.handle, self.store = model_handle, store
+        self.symbol, self.timeframe = symbol, timeframe
+        self.mode = TrainingMode.parse(mode)
+        self.session_id = self.config.session_id or f"{self.mode.value}-{symbol}-{timeframe}-" \
+                                                    f"{uuid.uuid4().hex[:6]}"
+        self.training_strategy = TrainingStrategyManager(self.mode, timeframe,
+                                                         self.config.strategy_config())
+        self.feed = feed if feed is not None else self._replay_feed(start, end)
+        self.series: SeriesArrays = self.feed.series
+        self.training_strategy.warm_up(*self._history_arrays())
+        self.coordinator = InferenceTrainingCoordinator(self.feed, ledger=self._ledger())
+        self._subs = [
+            self.coordinator.subscribe(self, symbol, timeframe,
+                                       self.training_strategy.pivot_types,
+                                       pivots=self.training_strategy.pivot_types != ()),
+            self.feed.subscribe_candle_completion(self._on_close, symbol, timeframe)]
+        self._init_state(on_update)
+
+    # -- construction helpers ------------------------------------------------------------------
+    def _replay_feed(self, start, end) -> ReplayFeed:
+        history = self.handle.window - 1 if self.config.history is None else self.config.history
+        frame = self.store.read_ohlcv(self.symbol, self.timeframe, None, end)
+        ts = frame["ts"].to_numpy()
+        first = 0 if start is None else int(np.searchsorted(ts, int(start)))
+        if frame.height == 0 or first >= frame.height:
+            raise NotFoundError(f"no {self.symbol} {self.timeframe} candles in the store between "
+                                f"{start} and {end} (store {self.store.path})")
+        frame = frame.slice(max(0, first - int(history)))
+        series = SeriesArrays.from_frame(self.symbol, self.timeframe, frame)
+        return ReplayFeed(series, int(ts[first]), end, speed=self.config.speed,
+                          pivot_strength=self.config.pivot_strength,
+                          pivot_levels=self.config.pivot_levels)
+
+    def _history_arrays(self):
+        n = self.feed.last_index + 1
+        ohlcv = self.series.ohlcv
+        return self.series.ts[:n], ohlcv[:n, 1], ohlcv[:n, 2]
+
+    def _ledger(self):
+        if not self.config.ledger:
+            return None
+        from workbench.live.ledger import PredictionLedger
+
+        return PredictionLedger(self.store, run_id=self.handle.run_id,
+                                session_id=self.session_id)
+
+    def _init_state(self, on_update) -> None:
+        keep = self.config.keep
+        self._guard = threading.Lock()
+        self._recent = {k: deque(maxlen=keep) for k in ("candles", "predictions", "signals",
+                                                         "equity")}
+        self.training_log: deque[TrainingRecord] = deque(maxlen=100_000)
+        self.pnl = PnLTracker(self.config.sim)
+        self.counts = {"candles": 0, "predictions": 0, "skipped_no_window": 0,
+                       "training_steps": 0, **{op: 0 for op in OPERATIONS}}
+        self.signal_counts = {a: 0 for a in ACTIONS}
+        self.errors = SubscriberErrors(f"session {self.session_id}")
+        self._hooks: list[UpdateFn] = [on_update] if on_update else []
+        self._last: dict | None = None  # the newest prediction (row, ts, candle, ...)
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.failure: BaseException | None = None
+        self.elapsed_s = 0.0
+        self._signals: dict[int, int] = {}  # candle ts -> signal, every candle of the replay
+
+    # -- per closed candle -----------------------------------------------------------------------
+    def _on_close(self, event) -> None:
+        """Feed callback: predict, register the frame, update signal and PnL, publish a view."""
+        self.training_strategy.observe_close(event)
+        i, n = event.index, self.handle.window
+        self.counts["candles"] += 1
+        pred = None
+        if i >= n - 1:
+            pred = self._predict(event, i, n)
+        signal = pred["signal"] if pred else 0
+        equity = self.pnl.on_bar(event.open, event.close, signal)
+        with self._guard:
+            self._signals[event.ts] = signal
+            self._recent["candles"].append((event.ts, *event.ohlcv))
+            self._recent["signals"].append((event.ts, signal))
+            self._recent["equity"].append((event.ts, equity))
+            if pred:
+                self._recent["predictions"].append(pred)
+                self._last = pred
+        if pred is None:
+            self.counts["skipped_no_window"] += 1
+        self._apply_manual_label(event.ts)
+        self._notify(pred, event)
+
+    def _predict(self, event, i: int, n: int) -> dict:
+        windows, _ = gather_windows(self.series.features, np.array([i]), n)
+        p = self.handle.predict(windows)
+        probs, candle = p.action_probs[0], p.candle[0]
+        action = int(np.argmax(probs))
+        self.coordinator.register_frame(i, n, event.close_ts, action, candle, float(probs[action]),
+                                        p.model_version, prediction_ts=event.close_ts)
+        signal = int(actions_to_signals(p.action_probs, self.config.threshold)[0])
+        self.counts["predictions"] += 1
+        self.signal_counts[_ACTION_OF_SIGNAL[signal]] += 1
+        ghost = tuple(float(x) for x in event.close * (1.0 + candle.astype(np.float64) / 100.0))
+        return {"ts": event.ts, "row": i, "target_ts": event.close_ts, "action": ACTIONS[action],
+                "confidence": float(probs[action]), "probs": tuple(probs.tolist()),
+                "candle_pct": tuple(candle.tolist()), "ghost": ghost, "signal": signal,
+                "model_version": p.model_version}
+
+    def _notify(self, pred, event) -> None:
+        if not self._hooks:
+            return
+        info = {"ts": event.ts, "index": event.index, "prediction": pred,
+                "equity": self.pnl.equity}
+        for hook in tuple(self._hooks):
+            try:
+                hook(self, info)
+            except Exception as exc:  # noqa: BLE001 - a UI hook never stops the session
+                self.errors.record(describe(hook), event.ts, exc)
+
+    def add_update_hook(self, callback: UpdateFn) -> None:
+        """Call ``callback(session, info)`` after every closed candle, in the session's thread.
+
+        ``info`` holds ``ts``, ``index``, ``prediction`` (a dict, or ``None`` before the first
+        full window) and ``equity``. An exception in a hook is counted in :meth:`stats`.
+        """
+        self._hooks.append(callback)
+
+    # -- training (TrainingEventSubscriber hooks, called by the coordinator) -------------------
+    def on_candle_completion(self, event, inference_ref) -> None:
+        """Train the frame that targeted this candle when the strategy says so."""
+        strategy = self.training_strategy
+        strategy.observe_close(event)
+        if not strategy.should_train_on_candle(inference_ref):
+            return
+        windows, ends, candles = self._frames([inference_ref], event.index)
+        action = strategy.action_for_candle(int(self.series.ts[ends[0]]), float(candles[0, 3]))
+        self._train(windows, np.array([action]), candles, PER_CANDLE, ends)
+
+    def on_pivot_event(self, event, inference_refs: list) -> None:
+        """Train the frames inferred at a confirmed pivot candle (``pivots_only``)."""
+        strategy = self.training_strategy
+        if not inference_refs or not strategy.should_train_on_pivot(event):
+            return
+        windows, ends, candles = self._frames(inference_refs, event.index)
+        actions = np.full(len(ends), strategy.action_for_pivot(event), dtype=np.int64)
+        self._train(windows, actions, candles, PIVOT_STEP, ends)
+
+    def _frames(self, refs, now_index: int):
+        """Rebuild the frames' inputs and their next-candle targets (revealed by now)."""
+        windows, ends = [], []
+        for ref in refs:
+            w, _ = self.coordinator.get_inference_data(ref)
+            end = self.coordinator.window_rows(ref)[1]
+            if end + 1 > now_index:
+                raise LookaheadError(f"frame ending at row {end} trained before its next candle "
+                                     f"closed (newest row {now_index})")
+            windows.append(w)
+            ends.append(end)
+        o, h, lo, c = (self.series.ohlcv[:, k] for k in range(4))
+        ends = np.asarray(ends)
+        return np.concatenate(windows), ends, next_candle_relative(o, h, lo, c, ends)
+
+    def _train(self, windows, actions, candles, operation: str, ends) -> float:
+        loss = self.handle.train_step(windows, np.asarray(actions, dtype=np.int64), candles,
+                                      operation=operation, session=self.session_id,
+                                      timeout=self.config.lock_timeout)
+        self.counts["training_steps"] += 1
+        self.counts[operation] += 1
+        ts = self.series.ts
+        self.training_log.append(TrainingRecord(
+            int(self.feed.now) if self.feed.now is not None else -1, operation,
+            tuple(int(ts[e]) for e in ends), tuple(ACTIONS[int(a)] for a in actions),
+            float(loss), self.handle.version))
+        return loss
+
+    def train_manual(self, action) -> dict:
+        """Train one step on the current candle with a user's ``action`` (mode ``manual``).
+
+        The label is stored as an annotation (source ``manual``) of the newest closed candle with
+        a prediction, then one step goes through the model's lock on the frame inferred at that
+        candle. Its next candle is not known yet, so the candle head's target is the session's own
+        prediction (zero candle loss): only the action head learns from a manual label.
+
+        Returns ``{"ts", "action", "loss", "model_version"}``.
+
+        Raises
+        ------
+        ParameterError : outside ``manual`` mode, for an unknown action, or before any prediction.
+        TrainingLockTimeout : when the lock stays taken past ``config.lock_timeout``.
+        """
+        index = self.training_strategy.manual_action(action)
+        with self._guard:
+            last = self._last
+        if last is None:
+            raise ParameterError(f"session {self.session_id}: no candle with a full window has "
+                                 "closed yet; nothing to train on")
+        name = ACTIONS[index]
+        self.store.add_annotations(self.symbol, self.timeframe, pl.DataFrame(
+            {"ts": [last["ts"]], "action": [name], "source": [TrainingMode.MANUAL.value]}))
+        windows, _ = gather_windows(self.series.features, np.array([last["row"]]),
+                                    self.handle.window)
+        candle = np.asarray([last["candle_pct"]], dtype=np.float32)
+        loss = self._train(windows, [index], candle, MANUAL_STEP, [last["row"]])
+        return {"ts": last["ts"], "action": name, "loss": loss,
+                "model_version": self.handle.version}
+
+    def _apply_manual_label(self, ts: int) -> None:
+        labels = self.config.manual_labels
+        if labels and self.mode is TrainingMode.MANUAL and ts in labels:
+            self.train_manual(labels[ts])
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        """``idle``, ``running``, ``paused``, ``stopped``, ``finished`` or ``failed``."""
+        if self.failure is not None:
+            return "failed"
+        state = getattr(self.feed, "state", "running")
+        return "stopped" if self._closed and state not in ("finished",) else state
+
+    def run(self) -> dict:
+        """Replay in the calling thread until the end or :meth:`stop`; return :meth:`stats`."""
+        t0 = time.perf_counter()
+        try:
+            self.feed.run()
+        except BaseException as exc:
+            self.failure = exc
+            raise
+        finally:
+            self.elapsed_s += time.perf_counter() - t0
+            self._finish()
+        return self.stats()
+
+    def start(self) -> "LiveSession":
+        """Run the replay in a background thread; returns ``self``."""
+        if self._thread is not None:
+            raise ParameterError(f"session {self.session_id} has already been started")
+
+        def target():
+            try:
+                self.run()
+            except BaseException:  # noqa: BLE001 - kept in self.failure for join()
+                pass
+
+        self._thread = threading.Thread(target=target, name=f"live-{self.session_id}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def pause(self) -> None:
+        """Pause after the candle being processed."""
+        self.feed.pause()
+
+    def resume(self) -> None:
+        """Resume a paused session."""
+        self.feed.resume()
+
+    def stop(self, wait: bool = True, timeout: float | None = 30.0) -> dict:
+        """Stop after the candle being processed (also wakes a paused session); return stats."""
+        self.feed.stop()
+        if wait and self._thread is not None:
+            self._thread.join(timeout)
+        if self._thread is None:
+            self._finish()
+        return self.stats()
+
+    def join(self, timeout: float | None = None) -> dict:
+        """Wait for a background session; re-raise the error it died of; return stats."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.failure is not None:
+            raise self.failure
+        return self.stats()
+
+    def _finish(self) -> None:
+        with self._guard:
+            if self._closed:
+                return
+            self._closed = True
+        self.coordinator.close()
+        for sub in self._subs:
+            sub.unsubscribe()
+
+    # -- views ---------------------------------------------------------------------------------
+    def signals(self) -> dict[int, int]:
+        """Every signal of the replay so far, by candle ts (HOLD before a full window)."""
+        with self._guard:
+            return dict(self._signals)
+
+    def snapshot(self) -> dict:
+        """A thread-safe copy of what a chart shows (lists of tuples/dicts, newest last).
+
+        Keys: ``symbol, timeframe, mode, state, candles (ts, o, h, l, c, v), predictions,
+        ghost (ts, o, h, l, c) of the next candle or None, signals (ts, s), equity (ts, value),
+        model_version``.
+        """
+        with self._guard:
+            out = {k: list(v) for k, v in self._recent.items()}
+            last = self._last
+        out["ghost"] = (last["target_ts"], *last["ghost"]) if last else None
+        out.update(symbol=self.symbol, timeframe=self.timeframe, mode=self.mode.value,
+                   state=self.state, model_version=self.handle.version)
+        return out
+
+    def stats(self) -> dict:
+        """Counts of candles, predictions, training steps (by operation), lock waits, signals,
+        PnL and errors, plus throughput."""
+        lock = self.handle.lock.stats(self.session_id)
+        coord = self.coordinator.stats()
+        feed_errors = self.feed.errors.total
+        errors = coord["subscriber_errors"] + feed_errors + self.errors.total
+        recent = (self.coordinator.errors.report()["recent"] + self.feed.errors.report()["recent"]
+                  + self.errors.report()["recent"])
+        return {"session_id": self.session_id, "symbol": self.symbol,
+                "timeframe": self.timeframe, "mode": self.mode.value, "state": self.state,
+                "model_version": self.handle.version, **self.counts,
+                "lock_waits": lock["waits"], "lock_wait_s": lock["wait_seconds"],
+                "lock_timeouts": lock["timeouts"], "signals": dict(self.signal_counts),
+                "decisions": dict(self.training_strategy.decisions), "pnl": self.pnl.summary(),
+                "frames": {k: coord[k] for k in ("registered", "matched_candle",
+                                                 "matched_pivot", "live")},
+                "errors": errors, "recent_errors": recent[-10:],
+                "elapsed_s": round(self.elapsed_s, 6),
+                "candles_per_s": round(self.counts["candles"] / self.elapsed_s, 2)
+                if self.elapsed_s else None}
+
+
+def run_walk_forward(cfg, *, store=None, progress=None, handle=None) -> np.ndarray:
+    """Replay a backtest range in a training mode and return one int8 signal per candle.
+
+    Parameters
+    ----------
+    cfg : a :class:`workbench.backtest.engine.BacktestConfig` (``model``, ``symbol``,
+        ``timeframe``, ``start``, ``end``, ``threshold``, ``train_during``).
+    store : the Store (default: the resolved project store).
+    progress : ``progress("signals", done, total)`` every 64 candles and at the end.
+    handle : a ModelHandle to use instead of loading ``cfg.model`` (it is trained in place).
+
+    Returns
+    -------
+    int8 (R,) signals for the R candles of ``[start, end]``, HOLD before a full window.
+    """
+    from workbench.data.store import Store
+
+    store = store if store is not None else Store()
+    if handle is None:
+        from workbench.train.handle import load_model
+
+        handle = load_model(cfg.model)
+    mode = TrainingMode.parse(cfg.train_during or TrainingMode.NONE)
+    session = LiveSession(handle, store, cfg.symbol, cfg.timeframe, mode, cfg.start, cfg.end,
+                          config=SessionConfig(threshold=cfg.threshold,
+                                               session_id=f"walk-forward-{mode.value}"))
+    total = session.feed.end_index - session.feed.start_index
+    if progress is not None:
+        session.add_update_hook(lambda s, info: (s.counts["candles"] % 64 == 0) and progress(
+            "signals", s.counts["candles"], total))
+    session.run()
+    if progress is not None:
+        progress("signals", total, total)
+    ts = session.series.ts[session.feed.start_index: session.feed.end_index]
+    signals = session.signals()
+    return np.array([signals.get(int(t), 0) for t in ts.tolist()], dtype=np.int8)
