@@ -1,0 +1,53 @@
+"""Seed 000's original bug: batch training, per-candle training and inference on one model.
+
+The run length is ``$WORKBENCH_STRESS_SECONDS`` (3 s by default; ``bench/live.py`` runs 60 s).
+Before the engine's lock callback held the lock from batch start, this failed within a second
+with "one of the variables needed for gradient computation has been modified by an inplace
+operation".
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import torch
+
+from workbench.live.stress import AuditedHandle, StressConfig, run_stress, weights_checksum
+from workbench.train.runs import run_path
+
+from ._live_helpers import tiny_config
+
+SECONDS = float(os.environ.get("WORKBENCH_STRESS_SECONDS", "3"))
+
+
+def test_batch_per_candle_and_inference_at_once_on_one_model(eth_store):
+    report = run_stress(tiny_config(), eth_store, StressConfig(duration_s=SECONDS))
+    assert report["errors"] == [], report["errors"][0]["traceback"]
+    assert report["weights_finite"] and report["violations"] == []
+    inference, session, batch = report["inference"], report["session"], report["batch"]
+    assert inference["probe_mismatches"] == [] and inference["probes"] > 10
+    assert inference["versions_seen"] > 1
+    assert session["steps"] > 0 and session["errors"] == 0
+    assert batch["status"] == "completed" and batch["global_step"] > 0
+    # every published version came from one lock acquisition: batch steps + per-candle steps
+    assert report["lock"]["acquisitions"] == report["versions_published"]
+    assert report["versions_published"] == batch["global_step"] + session["steps"]
+    assert report["lock_sessions"][batch["run_id"]]["acquisitions"] == batch["global_step"]
+    assert report["ok"]
+    folder = run_path(batch["run_id"])
+    assert json.loads((folder / "run.json").read_text())["status"] == "completed"
+    assert (folder / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_audit_detects_a_snapshot_changed_after_publishing(eth_store):
+    """The audit can fail: a published snapshot mutated in place no longer matches its record."""
+    handle = AuditedHandle.from_config(tiny_config())
+    handle.set_probe(np.random.default_rng(0).normal(size=(1, 32, 8)).astype(np.float32))
+    checksum, probs, _ = handle.records[0]
+    with torch.no_grad():
+        next(handle._snapshot.model.parameters()).add_(1.0)  # what a torn update would do
+    assert weights_checksum(handle._snapshot.model) != checksum
+    assert not np.array_equal(handle.predict(handle.probe).action_probs, probs)
+    handle.publish()  # outside the training lock: recorded as a violation
+    assert handle.violations == ["version 1 published without the training lock"]
