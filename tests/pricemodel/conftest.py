@@ -16,7 +16,7 @@ except RuntimeError:  # the runtime was already initialised by an earlier import
     pass
 
 
-def tiny_config(store: Store, tmp_path, **overrides):
+def _tiny_config(store: Store, tmp_path, **overrides):
     """A TrainingConfig that trains in seconds on the 2-day ETH slice resampled to 15m."""
     from workbench.pricemodel.pipeline import TrainingConfig
 
@@ -26,6 +26,12 @@ def tiny_config(store: Store, tmp_path, **overrides):
                 noise_levels=(0.0, 0.05))
     base.update(overrides)
     return TrainingConfig(**base)
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """Factory ``tiny_config(store, tmp_path, **overrides) -> TrainingConfig``."""
+    return _tiny_config
 
 
 @pytest.fixture

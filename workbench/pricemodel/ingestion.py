@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from workbench.data.resample import resample_ohlcv
 from workbench.data.store import OHLCV_COLUMNS, Store
 from workbench.data.timeframes import TIMEFRAME_MS, is_calendar, timeframe_ms, validate_timeframe
 from workbench.errors import DataValidationError, NotFoundError, ParameterError
@@ -134,25 +135,7 @@ def cache_key(req: IngestRequest, source_tf: str, source_hash: str, exog_hash: s
 
 def _resample(frame: pl.DataFrame, from_tf: str, to_tf: str) -> pl.DataFrame:
     COUNTERS["resample"] += 1
-    try:
-        from workbench.data.resample import resample_ohlcv
-    except ImportError:  # issue #2's module not landed yet: same contract, fixed timeframes only
-        resample_ohlcv = _resample_contract
     return resample_ohlcv(frame, from_tf, to_tf)
-
-
-def _resample_contract(frame: pl.DataFrame, from_tf: str, to_tf: str) -> pl.DataFrame:
-    """The documented ``resample_ohlcv`` contract, used only until ``workbench.data.resample`` exists.
-
-    First open, max high, min low, last close, summed volume per bucket; the incomplete last
-    bucket is dropped.
-    """
-    step, per = timeframe_ms(to_tf), timeframe_ms(to_tf) // timeframe_ms(from_tf)
-    out = (frame.sort("ts").group_by((pl.col("ts") // step) * step, maintain_order=True)
-           .agg(pl.col("open").first(), pl.col("high").max(), pl.col("low").min(),
-                pl.col("close").last(), pl.col("volume").sum(), pl.len().alias("_n")))
-    last_ok = out["_n"][-1] == per if out.height else True
-    return (out if last_ok else out.head(-1)).drop("_n")
 
 
 def read_exog(path: Path) -> pl.DataFrame:

@@ -151,12 +151,19 @@ def make_callbacks(run_dir: Path, settings: FitSettings, log: Callable[[str], No
     ]
 
 
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy, TensorFlow (global seed) and Keras' seed generator."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
 def build_compiled_model(model_type: str, sequence_length: int, n_features: int,
                          settings: FitSettings, units: int = 32):
     """Seed Keras, build the registered model and compile it (Adam, MSE, MAE metric)."""
     import keras
 
-    keras.utils.set_random_seed(settings.seed)
+    seed_everything(settings.seed)
     model = get_model_builder(model_type)(sequence_length, n_features, units)
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss="mse",
                   metrics=["mae"], jit_compile=settings.jit_compile)
