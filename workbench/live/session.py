@@ -160,7 +160,7 @@ class TrainingRecord:
     frame_end_ts: tuple  # window-end candle of each trained frame
     actions: tuple  # action names
     loss: float
-    model_version: int  # the handle's version right after the step
+    model_version: int  # the handle's version read after the step (another session's may follow)
 
 
 class LiveSession(TrainingEventSubscriber):
