@@ -142,8 +142,18 @@ def bench_lstm(frame, n_candles: int) -> dict:
     rows = ((feats - mu) / sd).astype(np.float32)
     handle.step(rows[0])
     rate, _ = _inference_replay(frame, handle, n_candles, lambda s, i: handle.step(rows[i]))
+    import torch
+
+    model, x = handle.model.eval(), torch.as_tensor(rows[:1])
+    with torch.inference_mode():
+        state = model.initial_state(1)
+        t0 = time.perf_counter()
+        for _ in range(1000):
+            _, state = model.step(x, state)
+        raw = (time.perf_counter() - t0) / 1000
     return {"hidden": handle.model.hidden, "layers": handle.model.n_layers,
             "candles": n_candles, "replay_candles_per_s": round(rate, 1),
+            "raw_model_step_per_s": round(1 / raw, 1), "replay_vs_raw_step": round(rate * raw, 3),
             "goal_candles_per_s": 5_000, "meets_goal": rate >= 5_000}
 
 
@@ -282,11 +292,13 @@ def full_replay_memory(frame, db: Path) -> dict:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes (smoke run)")
+    ap.add_argument("--only", action="append", default=None, metavar="NAME",
+                    help="run only this benchmark (repeatable); results merge into the JSON")
     args = ap.parse_args(argv)
     frame = pl.read_parquet(ETH)
     q = args.quick
-    report = {"machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()},
-              "quick": q}
+    report = json.loads(OUT.read_text()) if args.only and OUT.exists() else {}
+    report.update(machine={"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()}, quick=q)
     steps = [("replay_noop", lambda: bench_replay(frame)),
              ("get_inference_data", lambda: bench_get_inference_data(frame, 2_000 if q else 20_000)),
              ("bytes_per_frame", lambda: bench_bytes_per_frame(frame, 50_000 if q else 1_000_000)),
@@ -296,6 +308,8 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         steps.append(("full_replay_memory", lambda: full_replay_memory(frame, Path(tmp) / "b.duckdb")))
         for name, fn in steps:
+            if args.only and name not in args.only:
+                continue
             t0 = time.perf_counter()
             report[name] = fn()
             report[name]["bench_seconds"] = round(time.perf_counter() - t0, 2)
