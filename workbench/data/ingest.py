@@ -331,22 +331,27 @@ def _check_values(ts: np.ndarray, v: np.ndarray, source, first_row: int) -> None
 def _dedupe(ts: np.ndarray, v: np.ndarray, source, first_row: int):
     """Sort stably by ts, drop exact copies, fail on conflicting copies.
 
-    Returns (take, n_dropped, reordered): ``take`` indexes the file rows kept, in ts order.
+    Returns (take, n_dropped, reordered): ``take`` indexes the file rows kept, in ts order, or is
+    ``None`` when the file is already strictly increasing (the common case, which copies nothing).
     """
-    reordered = bool((np.diff(ts) < 0).any())
+    step = np.diff(ts)
+    if (step > 0).all():
+        return None, 0, False
+    reordered = bool((step < 0).any())
     order = np.argsort(ts, kind="stable") if reordered else np.arange(ts.size)
-    ts_s, v_s = ts[order], v[order]
+    ts_s = ts[order]
     same = ts_s[1:] == ts_s[:-1]
-    conflict = same & (v_s[1:] != v_s[:-1]).any(axis=1)
+    pos = np.flatnonzero(same)  # sorted position of the first row of each equal pair
+    first, later = order[pos], order[pos + 1]  # stable sort: ``later`` is later in the file
+    conflict = (v[first] != v[later]).any(axis=1)
     if conflict.any():
-        later = order[1:][conflict]  # stable sort: the later file row of each conflicting pair
-        k = int(later.argmin())
-        i, j = int(order[:-1][conflict][k]), int(later[k])
+        k = int(np.where(conflict, later, ts.size).argmin())
+        i, j = int(first[k]), int(later[k])
         raise _fail(f"ts {iso_utc(ts[j])} appears again with different values (row "
                     f"{first_row + i}: {_row_text(v, i)}; this row: {_row_text(v, j)})",
                     source, "duplicate_conflict", row=first_row + j, ts=int(ts[j]))
     keep = np.concatenate([[True], ~same])
-    return order[keep], int(same.sum()), reordered
+    return order[keep], int(pos.size), reordered
 
 
 def step_problems(ts: np.ndarray, timeframe: str) -> tuple[int | None, np.ndarray]:
@@ -436,14 +441,16 @@ def validate_candles(frame: pl.DataFrame, timeframe: str, source="<frame>", *,
     v = typed.select(VALUE_COLUMNS).to_numpy()
     _check_values(ts, v, source, first_row)
     take, dropped, reordered = _dedupe(ts, v, source, first_row)
-    ts_u = ts[take]
+    ts_u = ts if take is None else ts[take]
     bad, gap_after = step_problems(ts_u, timeframe)
     if bad is not None:
-        raise _step_error(ts_u, bad, timeframe, source, first_row + int(take[bad]))
+        raise _step_error(ts_u, bad, timeframe, source,
+                          first_row + (bad if take is None else int(take[bad])))
     _check_timeframe_fits(ts_u, timeframe, gap_after, source)
-    clean = typed if take.size == ts.size and not reordered else typed[take]
+    # ts is now strictly increasing: flag it so later sorts (the store's insert) are no-ops
+    clean = (typed if take is None else typed[take]).with_columns(pl.col("ts").set_sorted())
     missing, pairs = gap_ranges(ts_u, timeframe, gap_after)
-    report = ValidationReport(ts.size, int(take.size), dropped, reordered, int(gap_after.size),
+    report = ValidationReport(ts.size, int(ts_u.size), dropped, reordered, int(gap_after.size),
                               missing, pairs, int(ts_u[0]), int(ts_u[-1]))
     return clean, report
 
