@@ -1,0 +1,104 @@
+"""The control panel driven in-process: live session, stop, backtest, manual flow, training."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from workbench.data.store import Store
+from workbench.live.modes import TrainingMode
+from workbench.live.session import MANUAL_STEP
+from workbench.ui.panel import ControlPanel
+from workbench.ui.panel_state import Button
+
+
+def wait_until(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+@pytest.fixture
+def panel(ui_db, quick_model):
+    p = ControlPanel(db=str(ui_db), candles=300, speed="600x", model=quick_model)
+    p.show()
+    yield p
+    p.stop()
+    assert p.wait_idle(60)
+
+
+def test_panel_lists_the_model_and_enables_starts(panel, quick_model):
+    assert panel.model.value == quick_model
+    assert not panel.buttons[Button.LIVE_NONE].disabled
+    assert panel.buttons[Button.STOP].disabled and panel.buttons[Button.STOP].tooltip
+    assert panel.buttons[Button.MANUAL_TRAIN].layout.display == "none"
+    assert panel.chart.value[:4] == b"\x89PNG"  # the visible range is drawn
+
+
+def test_live_inference_predicts_updates_chart_and_log_then_stops(panel):
+    panel.buttons[Button.LIVE_NONE].click()
+    assert panel.session is not None and panel.session.mode is TrainingMode.NONE
+    assert panel.buttons[Button.LIVE_NONE].disabled  # cannot start twice
+    assert "live session is running" in panel.buttons[Button.BACKTEST].tooltip
+    assert wait_until(lambda: "predictions" in panel.chart_caption.value
+                      and any(line.split(" ", 1)[1].startswith("prediction")
+                              for line in panel.log_lines), 60)
+    assert "PnL" in panel.status.value and "ghost candle" in panel.chart_caption.value
+    panel.buttons[Button.STOP].click()
+    assert panel.wait_idle(30)
+    stats = panel.session.stats()
+    assert stats["predictions"] > 0 and stats["training_steps"] == 0
+    assert any(line.endswith("stopped") for line in panel.log_lines)
+    assert not panel.buttons[Button.BACKTEST].disabled
+
+
+def test_backtest_visible_chart_fills_the_result_table(panel):
+    from workbench.backtest.engine import BacktestConfig, run_backtest
+    from workbench.ui import prepare
+
+    panel.buttons[Button.BACKTEST].click()
+    assert panel.wait_idle(120)
+    result = panel.last_backtest
+    assert result is not None and "wb-backtest-table" in panel.results.value
+    assert f"<td class='wb-n_trades'>{result.stats['n_trades']}</td>" in panel.results.value
+    first, last = prepare.pick_range(panel.store, "ETH/USDT", "1m", candles=300)
+    twin = run_backtest(BacktestConfig(symbol="ETH/USDT", timeframe="1m", start=first, end=last,
+                                       model=panel.model.value, persist=False),
+                        store=panel.store)
+    assert twin.stats["n_trades"] == result.stats["n_trades"]
+    assert twin.stats["pnl"] == pytest.approx(result.stats["pnl"])
+
+
+def test_manual_session_buy_stores_annotation_and_counts_a_step(panel, ui_db):
+    panel.speed.value = "60x"  # slow enough to click while it runs
+    panel.buttons[Button.LIVE_MANUAL].click()
+    manual = panel.buttons[Button.MANUAL_TRAIN]
+    assert panel.manual_box.layout.display is None
+    assert wait_until(lambda: not manual.disabled, 60), manual.tooltip
+    panel.manual_action.value = "BUY"
+    manual.click()
+    assert wait_until(lambda: panel.session.counts[MANUAL_STEP] == 1, 60)
+    notes = Store(ui_db).read_annotations("ETH/USDT", "1m")
+    assert notes.filter(notes["source"] == "manual")["action"].to_list()[-1] == "BUY"
+    assert wait_until(lambda: any("manual BUY" in line and "training steps 1" in line
+                                  for line in panel.log_lines), 10)
+    panel.buttons[Button.STOP].click()
+    assert panel.wait_idle(30)
+    assert panel.manual_box.layout.display == "none"
+
+
+def test_worker_threads_only_set_traits(panel):
+    import threading
+
+    done = threading.Event()
+
+    def worker():
+        panel.log("from a worker thread")
+        done.set()
+
+    threading.Thread(target=worker).start()
+    assert done.wait(5)
+    assert panel.log_output.outputs[-1]["text"].rstrip().endswith("from a worker thread")
