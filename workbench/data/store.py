@@ -217,14 +217,20 @@ class Store:
         which is what makes range reads fast.
         """
         with self.transaction() as con:
-            con.execute("DELETE FROM ohlcv WHERE symbol = ? AND timeframe = ?", [symbol, timeframe])
-            self._insert_ohlcv(con, symbol, timeframe, candles)
-            if cache_row is not None:
-                con.execute(
-                    "INSERT OR REPLACE INTO ingest_cache (content_hash, symbol, timeframe, path, rows)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    [cache_row["content_hash"], symbol, timeframe, str(cache_row["path"]),
-                     int(cache_row["rows"])])
+            self._write_series(con, symbol, timeframe, candles, cache_row)
+
+    @classmethod
+    def _write_series(cls, con, symbol: str, timeframe: str, candles: pl.DataFrame,
+                      cache_row: dict | None) -> None:
+        """Replace a series and record the ingest cache inside the caller's transaction."""
+        con.execute("DELETE FROM ohlcv WHERE symbol = ? AND timeframe = ?", [symbol, timeframe])
+        cls._insert_ohlcv(con, symbol, timeframe, candles)
+        if cache_row is not None:
+            con.execute(
+                "INSERT OR REPLACE INTO ingest_cache (content_hash, symbol, timeframe, path, rows)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [cache_row["content_hash"], symbol, timeframe, str(cache_row["path"]),
+                 int(cache_row["rows"])])
 
     def append_candles(self, symbol: str, timeframe: str, candles: pl.DataFrame) -> None:
         """Atomically append candles newer than the last stored one (the push feed's path)."""
@@ -254,14 +260,7 @@ class Store:
                 "SELECT ts, open, high, low, close, volume FROM ohlcv "
                 "WHERE symbol = ? AND timeframe = ? ORDER BY ts", params=[symbol, timeframe]).pl()
             candles = merge(existing)
-            con.execute("DELETE FROM ohlcv WHERE symbol = ? AND timeframe = ?", [symbol, timeframe])
-            self._insert_ohlcv(con, symbol, timeframe, candles)
-            if cache_row is not None:
-                con.execute(
-                    "INSERT OR REPLACE INTO ingest_cache (content_hash, symbol, timeframe, path, rows)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    [cache_row["content_hash"], symbol, timeframe, str(cache_row["path"]),
-                     int(cache_row["rows"])])
+            self._write_series(con, symbol, timeframe, candles, cache_row)
         return existing.height, candles.height
 
     def read_ts(self, symbol: str, timeframe: str) -> pl.DataFrame:
