@@ -1,8 +1,115 @@
-"""CLI commands of the live part (placeholder until its issue lands)."""
+"""CLI command of the live part: ``workbench live`` replays a range through a live session.
+
+``workbench live --model RUN_ID --symbol S --timeframe TF --mode MODE --start D --end D
+[--speed max|1x|Nx] [--manual-labels FILE] [--ledger] [--json]`` loads the run's model, replays
+the stored candles of the range through the feed and the coordinator in the chosen training mode
+and reports predictions, training steps, lock waits, signals, PnL and errors. Training changes
+only the in-memory model; the run's checkpoints are left as they are.
+
+A manual-labels file (CSV or Parquet, columns ``ts`` and ``action`` in BUY/SELL/HOLD) drives mode
+``manual``: when the candle at ``ts`` closes, the session calls ``train_manual(action)``.
+"""
 from __future__ import annotations
 
+from pathlib import Path
+
+import polars as pl
 import typer
+
+from workbench.cli import _common
+from workbench.errors import (DataValidationError, NotFoundError, ParameterError,
+                              WorkbenchError)
+from workbench.live.modes import TrainingMode
+
+
+def read_manual_labels(path) -> dict[int, str]:
+    """Read a manual-labels file into ``{ts: action}``.
+
+    Raises
+    ------
+    NotFoundError : when the file does not exist.
+    DataValidationError : naming the file, row and rule for a missing column, a ts that is not an
+        integer epoch-ms, or an action outside BUY/SELL/HOLD.
+    """
+    from workbench.data.store import ACTIONS
+
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"manual-labels file {path} does not exist")
+    try:
+        frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path)
+    except Exception as exc:  # polars raises several types for an unreadable file
+        raise DataValidationError(f"cannot read ({type(exc).__name__}: {exc})", path=path,
+                                  rule="readable") from exc
+    missing = [c for c in ("ts", "action") if c not in frame.columns]
+    if missing:
+        raise DataValidationError(f"missing column(s) {', '.join(missing)}", path=path,
+                                  rule="required_columns")
+    if not frame.schema["ts"].is_integer():
+        raise DataValidationError(f"column ts has type {frame.schema['ts']}; it must be integer "
+                                  "epoch milliseconds", path=path, rule="ts_type")
+    out = {}
+    first_row = 1 if path.suffix == ".parquet" else 2  # a CSV row is its line, header = line 1
+    for row, (ts, action) in enumerate(frame.select("ts", "action").rows(), start=first_row):
+        name = str(action).strip().upper() if action is not None else ""
+        if name not in ACTIONS:
+            raise DataValidationError(f"action {action!r} is not one of {ACTIONS}", path=path,
+                                      row=row, ts=ts, rule="action_in_actions")
+        out[int(ts)] = name
+    return out
+
+
+def _print_stats(payload: dict) -> None:
+    pnl = payload["pnl"]
+    typer.echo(f"live {payload['mode']} {payload['symbol']} {payload['timeframe']} "
+               f"(model {payload['run_id']}): {payload['state']}")
+    typer.echo(f"  candles        {payload['candles']}  ({payload['candles_per_s']} /s)")
+    typer.echo(f"  predictions    {payload['predictions']}")
+    typer.echo(f"  training steps {payload['training_steps']}  (per_candle "
+               f"{payload['per_candle']}, pivot {payload['pivot']}, manual "
+               f"{payload['manual_step']})")
+    typer.echo(f"  lock waits     {payload['lock_waits']}  ({payload['lock_wait_s']:.3f} s)")
+    typer.echo("  signals        " + ", ".join(f"{k} {v}" for k, v in payload["signals"].items()))
+    typer.echo(f"  PnL            equity {pnl['equity']:.2f}  return {pnl['return_pct']:.4f}%  "
+               f"fills {pnl['fills']}")
+    typer.echo(f"  errors         {payload['errors']}")
+
+
+def live(
+    model: str = typer.Option(..., "--model", metavar="RUN_ID", help="The run whose model to use."),
+    symbol: str = typer.Option(..., "--symbol", help="Symbol, e.g. ETH/USDT."),
+    timeframe: str = typer.Option(..., "--timeframe", help="Timeframe, e.g. 1m."),
+    mode: str = typer.Option(TrainingMode.NONE.value, "--mode",
+                             help=f"Training mode: {', '.join(TrainingMode.values())}."),
+    start: str = typer.Option(None, "--start", help="First candle (ISO date or epoch ms)."),
+    end: str = typer.Option(None, "--end", help="Last candle (ISO date or epoch ms)."),
+    speed: str = typer.Option("max", "--speed", help="max, 1x (real time) or Nx."),
+    manual_labels: str = typer.Option(None, "--manual-labels", metavar="FILE",
+                                      help="CSV/Parquet of ts, action for mode manual."),
+    ledger: bool = typer.Option(False, "--ledger", help="Write every frame to the ledger."),
+    as_json: bool = _common.JSON_OPTION,
+) -> None:
+    """Replay a range through a live session in a training mode and report what happened."""
+    from workbench.cli.backtest import parse_when
+    from workbench.live.session import LiveSession, SessionConfig
+    from workbench.train.handle import load_model
+
+    try:
+        training_mode = TrainingMode.parse(mode)
+        if manual_labels and training_mode is not TrainingMode.MANUAL:
+            raise ParameterError(f"--manual-labels needs --mode {TrainingMode.MANUAL.value}; "
+                                 f"got --mode {training_mode.value}")
+        labels = read_manual_labels(manual_labels) if manual_labels else None
+        handle = load_model(model)
+        session = LiveSession(handle, _common.store(), symbol, timeframe, training_mode,
+                              parse_when(start), parse_when(end, end=True), speed,
+                              config=SessionConfig(ledger=ledger, manual_labels=labels))
+        stats = session.run()
+    except WorkbenchError as exc:
+        _common.fail(exc)
+    _common.emit({**stats, "run_id": model, "speed": speed}, as_json, _print_stats)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.command("live")(live)

@@ -1,0 +1,73 @@
+"""``workbench live ... --json`` on a throw-away store with a real ETH slice, every mode."""
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from workbench.cli import app
+from workbench.live.modes import TrainingMode
+from workbench.train.runs import train
+
+from ._live_helpers import tiny_config
+
+SYMBOL, TF = "ETH/USDT", "1m"
+QUICK = {"training": {"num_epochs": 1, "batch_size": 64, "learning_rate": 0.01},
+         "data": {"symbol": SYMBOL, "timeframe": TF, "max_windows": 200},
+         "callbacks": {"tensorboard": False, "progress": False}}
+
+
+@pytest.fixture
+def cli_env(eth_store):
+    run_id = train(tiny_config(**QUICK), store=eth_store)["run_id"]
+    ts = eth_store.read_ohlcv(SYMBOL, TF)["ts"].to_numpy()
+    return run_id, eth_store, ts
+
+
+def _live(store, run_id, ts, mode, *extra):
+    args = ["--db", str(store.path), "live", "--model", run_id, "--symbol", SYMBOL,
+            "--timeframe", TF, "--mode", mode, "--start", str(int(ts[600])),
+            "--end", str(int(ts[720])), "--json", *extra]
+    return CliRunner().invoke(app, args)
+
+
+def test_every_mode_runs_from_the_cli_and_reports_as_json(cli_env, tmp_path):
+    run_id, store, ts = cli_env
+    labels = tmp_path / "labels.csv"
+    pl.DataFrame({"ts": [int(ts[650]), int(ts[700])], "action": ["BUY", "sell"]}).write_csv(labels)
+    out = {}
+    for mode in TrainingMode:
+        extra = ["--manual-labels", str(labels)] if mode is TrainingMode.MANUAL else []
+        result = _live(store, run_id, ts, mode.value, *extra)
+        assert result.exit_code == 0, result.output
+        out[mode] = json.loads(result.stdout)
+    for mode, payload in out.items():
+        assert payload["mode"] == mode.value and payload["run_id"] == run_id
+        assert payload["candles"] == payload["predictions"] == 121
+        assert payload["errors"] == 0 and payload["state"] == "finished"
+        assert sum(payload["signals"].values()) == 121
+        assert {"equity", "return_pct", "fills"} <= payload["pnl"].keys()
+        assert {"lock_waits", "lock_wait_s"} <= payload.keys()
+    assert out[TrainingMode.NONE]["training_steps"] == 0
+    assert out[TrainingMode.NONE]["model_version"] == 0
+    assert out[TrainingMode.EVERY_CANDLE]["per_candle"] == 120
+    assert out[TrainingMode.PIVOTS_ONLY]["pivot"] == out[TrainingMode.PIVOTS_ONLY][
+        "training_steps"] > 5
+    assert out[TrainingMode.MANUAL]["manual_step"] == 2
+    ann = store.read_annotations(SYMBOL, TF, sources=["manual"])
+    assert ann.select("ts", "action").rows() == [(int(ts[650]), "BUY"), (int(ts[700]), "SELL")]
+
+
+def test_cli_errors_are_one_clear_line(cli_env, tmp_path):
+    run_id, store, ts = cli_env
+    result = _live(store, run_id, ts, "sometimes")
+    assert result.exit_code == 2 and "training mode 'sometimes' is not known" in result.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("ts,action\n1,LONG\n")
+    result = _live(store, run_id, ts, TrainingMode.MANUAL.value, "--manual-labels", str(bad))
+    assert result.exit_code == 2
+    assert "bad.csv" in result.output and "row 2" in result.output and "LONG" in result.output
+    result = _live(store, run_id, ts, TrainingMode.NONE.value, "--manual-labels", str(bad))
+    assert result.exit_code == 2 and "--manual-labels needs --mode manual" in result.output
