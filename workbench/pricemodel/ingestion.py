@@ -120,8 +120,15 @@ def hash_frame(frame: pl.DataFrame) -> str:
     return digest.hexdigest()
 
 
+def _require_file(path: Path) -> Path:
+    if not path.is_file():
+        raise DataValidationError("exogenous feature file does not exist", path=path,
+                                  rule="exog_exists")
+    return path
+
+
 def _hash_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashlib.sha256(_require_file(path).read_bytes()).hexdigest()
 
 
 def cache_key(req: IngestRequest, source_tf: str, source_hash: str, exog_hash: str | None) -> str:
@@ -146,10 +153,7 @@ def read_exog(path: Path) -> pl.DataFrame:
     DataValidationError : naming the file, row and rule when the file is missing, has no ``ts``,
         no numeric column, unsorted/duplicate ts or a null/non-finite value.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataValidationError("exogenous feature file does not exist", path=path,
-                                  rule="exog_exists")
+    path = _require_file(Path(path))
     frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path)
     if "ts" not in frame.columns or not frame["ts"].dtype.is_integer():
         raise DataValidationError("needs an integer 'ts' column (epoch ms)", path=path,
