@@ -34,3 +34,15 @@ def bit_identical(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(
         a[k].dtype == b[k].dtype and np.array_equal(a[k].numpy().view(np.uint8),
                                                     b[k].numpy().view(np.uint8)) for k in a)
+
+
+def quick_run(store, max_windows: int = 300) -> str:
+    """Train a tiny transformer run on the store's ETH/USDT 1m for one epoch; return its id."""
+    from workbench.train.runs import train
+
+    quick = {"training": {"num_epochs": 1, "batch_size": 64, "learning_rate": 0.01},
+             "data": {"symbol": "ETH/USDT", "timeframe": "1m", "max_windows": max_windows},
+             "callbacks": {"tensorboard": False, "progress": False}}
+    record = train(tiny_config(**quick), store=store)
+    assert record["status"] == "completed", record
+    return record["run_id"]

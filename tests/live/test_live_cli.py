@@ -9,19 +9,15 @@ from typer.testing import CliRunner
 
 from workbench.cli import app
 from workbench.live.modes import TrainingMode
-from workbench.train.runs import train
 
-from ._live_helpers import tiny_config
+from ._live_helpers import quick_run
 
 SYMBOL, TF = "ETH/USDT", "1m"
-QUICK = {"training": {"num_epochs": 1, "batch_size": 64, "learning_rate": 0.01},
-         "data": {"symbol": SYMBOL, "timeframe": TF, "max_windows": 200},
-         "callbacks": {"tensorboard": False, "progress": False}}
 
 
 @pytest.fixture
 def cli_env(eth_store):
-    run_id = train(tiny_config(**QUICK), store=eth_store)["run_id"]
+    run_id = quick_run(eth_store, max_windows=200)
     ts = eth_store.read_ohlcv(SYMBOL, TF)["ts"].to_numpy()
     return run_id, eth_store, ts
 

@@ -20,22 +20,16 @@ from workbench.features.windows import candle_features
 from workbench.live.modes import TrainingMode
 from workbench.live.session import LiveSession, run_walk_forward
 from workbench.train.handle import load_model
-from workbench.train.runs import train
 
-from ._live_helpers import tiny_config
+from ._live_helpers import quick_run
 
 SYMBOL, TF = "ETH/USDT", "1m"
-QUICK = {"training": {"num_epochs": 1, "batch_size": 64, "learning_rate": 0.01},
-         "data": {"symbol": SYMBOL, "timeframe": TF, "max_windows": 300},
-         "callbacks": {"tensorboard": False, "progress": False}}
 
 
 @pytest.fixture
 def trained_run(eth_store):
     """A quick-trained tiny transformer run on the ETH slice; returns (run_id, store)."""
-    record = train(tiny_config(**QUICK), store=eth_store)
-    assert record["status"] == "completed"
-    return record["run_id"], eth_store
+    return quick_run(eth_store), eth_store
 
 
 def _backtest_path(handle, store, first: int, last: int, chunk: int):
