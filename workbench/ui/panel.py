@@ -253,6 +253,10 @@ class ControlPanel:
                                    self.timeframe.value, mode, first, last, self.speed.value,
                                    config=SessionConfig(ledger=True, keep=self.chart_candles * 2))
         self._logged_ts = self._drawn_ts = 0
+        # the chart shows the stored candles up to the session's newest close, so it is full
+        # from the first candle on (the session itself keeps only what it replayed)
+        self._chart_frame = self.store.read_ohlcv(self.symbol.value, self.timeframe.value, None,
+                                                  last).tail(self.range.value + self.chart_candles)
         self.results.value = ""
         self.log(f"live session {self.session.session_id}: mode {mode.value}, model "
                  f"{self.model.value}, {self.range.value} candles at {self.speed.value}")
@@ -421,7 +425,9 @@ class ControlPanel:
             self._draw_live(snap)
             self._drawn_ts = snap["candles"][-1][0]
         pnl = session.pnl.summary()
-        return [f"<b>session</b>: {snap['mode']} ({snap['state']})",
+        # a replay run in the caller's thread reports "idle" until it ends; ours runs in "live"
+        state = "running" if self._alive("live") and snap["state"] == "idle" else snap["state"]
+        return [f"<b>session</b>: {snap['mode']} ({state})",
                 f"<b>predictions</b>: {session.counts['predictions']}",
                 f"<b>training steps</b>: {session.counts['training_steps']}",
                 f"<b>PnL</b>: equity {pnl['equity']:.2f} ({pnl['return_pct']:+.3f}%)",
@@ -448,8 +454,8 @@ class ControlPanel:
         self._logged_ts = fresh[-1]["ts"]
 
     def _draw_live(self, snap: dict) -> None:
-        cols = ["ts", "open", "high", "low", "close", "volume"]
-        frame = pl.DataFrame(snap["candles"], schema=cols, orient="row").tail(self.chart_candles)
+        now = snap["candles"][-1][0]
+        frame = self._chart_frame.filter(pl.col("ts") <= now).tail(self.chart_candles)
         preds = pl.DataFrame(snap["signals"], schema=["ts", "signal"], orient="row")
         ghost = dict(zip(["ts", "open", "high", "low", "close"], snap["ghost"])) \
             if snap["ghost"] else None
