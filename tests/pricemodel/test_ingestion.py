@@ -50,7 +50,9 @@ def test_cache_miss_writes_then_hit_reuses_without_recomputing(eth_store, tmp_pa
     mtime = miss.cache_path.stat().st_mtime_ns
     hit = ingest(eth_store, _req(), tmp_path)
     assert hit.cache_hit and hit.cache_path == miss.cache_path
-    assert COUNTERS["resample"] == 1 and COUNTERS["cache_write"] == 1  # no work on a hit
+    # no work on a hit: the source rows are not even read (the store fingerprints them)
+    assert COUNTERS["resample"] == 1 and COUNTERS["cache_write"] == 1
+    assert COUNTERS["source_read"] == 1
     assert hit.cache_path.stat().st_mtime_ns == mtime
     assert hit.frame.equals(miss.frame)
 
@@ -73,6 +75,18 @@ def test_changed_source_rows_change_the_key(eth_store, eth_slice, tmp_path):
     after = ingest(eth_store, _req(), tmp_path)
     assert not after.cache_hit and after.source_hash != before.source_hash
     assert after.cache_path != before.cache_path
+
+
+def test_store_fingerprint_changes_with_any_row(eth_store, eth_slice):
+    fp = eth_store.ohlcv_fingerprint("ETH/USDT", "1m")
+    assert fp["rows"] == 3000 and fp["first_ts"] == eth_slice["ts"][0]
+    assert eth_store.ohlcv_fingerprint("ETH/USDT", "1m") == fp
+    eth_store.replace_series("ETH/USDT", "1m", eth_slice.with_columns(
+        pl.when(pl.int_range(pl.len()) == 2999).then(pl.col("volume") + 1e-6)
+        .otherwise(pl.col("volume")).alias("volume")))
+    changed = eth_store.ohlcv_fingerprint("ETH/USDT", "1m")
+    assert changed["content"] != fp["content"] and changed["rows"] == fp["rows"]
+    assert eth_store.ohlcv_fingerprint("ETH/USDT", "1m", 0, 1)["rows"] == 0
 
 
 def test_empty_range_names_the_series(eth_store, tmp_path):

@@ -199,6 +199,25 @@ class Store:
                          [symbol, timeframe])
         return out["m"][0]
 
+    # -- pricemodel cache fingerprint (issue #4) ---------------------------------------------
+    def ohlcv_fingerprint(self, symbol: str, timeframe: str, start: int | None = None,
+                          end: int | None = None) -> dict:
+        """Return ``rows, first_ts, last_ts, content, engine`` of a ts range without reading rows.
+
+        ``content`` is the sum of DuckDB's row hashes (as text): any changed, added or removed
+        candle changes it. It is stable for one DuckDB version, which is all a local cache needs.
+        """
+        out = self.query(
+            "SELECT count(*) AS rows, min(ts) AS first_ts, max(ts) AS last_ts, "
+            "CAST(coalesce(sum(CAST(hash(ts, open, high, low, close, volume) AS HUGEINT)), 0) "
+            "AS VARCHAR) AS content, version() AS engine FROM ohlcv WHERE symbol = ? "
+            "AND timeframe = ? "
+            "AND ts >= ? AND ts <= ?",
+            [symbol, timeframe, -(2**62) if start is None else int(start),
+             2**62 if end is None else int(end)])
+        return out.row(0, named=True)
+    # -- end pricemodel cache fingerprint ------------------------------------------------------
+
     @staticmethod
     def _insert_ohlcv(con, symbol: str, timeframe: str, candles: pl.DataFrame) -> None:
         con.register("_incoming", candles.select(OHLCV_COLUMNS).sort("ts").to_arrow())

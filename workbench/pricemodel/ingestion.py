@@ -12,8 +12,10 @@ Source series
 
 Deterministic cache
     The result is written to ``<cache_dir>/<key>.parquet`` (plus a ``.json`` sidecar) where the
-    key hashes the symbol, both timeframes, the range, a SHA-256 of the source rows and, when
-    given, of the exogenous file. Unchanged inputs therefore map to the same file and are read
+    key hashes the symbol, both timeframes, the range, a fingerprint of the source rows computed
+    inside the store (:meth:`Store.ohlcv_fingerprint`: count, first/last ts and a sum of row
+    hashes, so a hit never transfers the source rows) and, when given, a SHA-256 of the
+    exogenous file. Unchanged inputs therefore map to the same file and are read
     back instead of being recomputed; changed inputs map to a new key. ``force_refresh`` rebuilds
     the entry. :data:`COUNTERS` counts the expensive steps so tests can prove a hit did no work.
 """
@@ -35,7 +37,8 @@ from workbench.data.store import OHLCV_COLUMNS, Store
 from workbench.data.timeframes import TIMEFRAME_MS, is_calendar, timeframe_ms, validate_timeframe
 from workbench.errors import DataValidationError, NotFoundError, ParameterError
 
-#: how often each expensive step ran in this process (``resample``, ``exog_join``, ``cache_write``)
+#: how often each expensive step ran in this process
+#: (``source_read``, ``resample``, ``exog_join``, ``cache_write``)
 COUNTERS: Counter = Counter()
 _CACHE_VERSION = 1  # bump when the cached frame's layout changes
 
@@ -61,7 +64,7 @@ class IngestResult:
     cache_hit : True when the frame was read back from the cache.
     cache_path : the parquet file of this key.
     source_timeframe : the stored timeframe the candles were read from.
-    source_hash : SHA-256 of the source rows (hex).
+    source_hash : SHA-256 of the source rows' fingerprint (hex).
     exog_columns : names of the joined exogenous columns.
     """
 
@@ -111,13 +114,19 @@ def find_source_timeframe(store: Store, symbol: str, timeframe: str) -> str:
     return usable[0][1]
 
 
-def hash_frame(frame: pl.DataFrame) -> str:
-    """Return a SHA-256 of the rows of ``frame`` (column names and values, in order)."""
-    digest = hashlib.sha256()
-    for name in frame.columns:
-        digest.update(name.encode())
-        digest.update(np.ascontiguousarray(frame[name].to_numpy()).tobytes())
-    return digest.hexdigest()
+def source_fingerprint(store: Store, symbol: str, timeframe: str, start_ms: int,
+                       end_ms: int) -> str:
+    """Return a SHA-256 identifying the stored source rows of a range, computed in the store.
+
+    Raises
+    ------
+    NotFoundError : when the range holds no candles.
+    """
+    fp = store.ohlcv_fingerprint(symbol, timeframe, start_ms, end_ms)
+    if not fp["rows"]:
+        raise NotFoundError(f"{symbol!r} {timeframe} has no candles between ts {start_ms} and "
+                            f"{end_ms}")
+    return hashlib.sha256(json.dumps(fp, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _require_file(path: Path) -> Path:
@@ -232,17 +241,15 @@ def ingest(store: Store, req: IngestRequest, cache_dir: Path, *,
     if req.end_ms < req.start_ms:
         raise ParameterError(f"end {req.end_ms} is before start {req.start_ms}")
     source_tf = find_source_timeframe(store, req.symbol, req.timeframe)
-    source = store.read_ohlcv(req.symbol, source_tf, req.start_ms, req.end_ms)
-    if source.height == 0:
-        raise NotFoundError(f"{req.symbol!r} {source_tf} has no candles between ts {req.start_ms} "
-                            f"and {req.end_ms}")
-    source_hash = hash_frame(source)
+    source_hash = source_fingerprint(store, req.symbol, source_tf, req.start_ms, req.end_ms)
     exog_hash = _hash_file(Path(req.exog_file)) if req.exog_file else None
     path = Path(cache_dir) / f"{cache_key(req, source_tf, source_hash, exog_hash)}.parquet"
     if path.is_file() and not force_refresh:
         frame = pl.read_parquet(path)
         exog_cols = tuple(c for c in frame.columns if c not in OHLCV_COLUMNS)
         return IngestResult(frame, True, path, source_tf, source_hash, exog_cols)
+    COUNTERS["source_read"] += 1
+    source = store.read_ohlcv(req.symbol, source_tf, req.start_ms, req.end_ms)
     exog = read_exog(Path(req.exog_file)) if req.exog_file else None
     frame = _build(req, source_tf, source, exog)
     if frame.height == 0:

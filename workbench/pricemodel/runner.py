@@ -170,8 +170,13 @@ def build_compiled_model(model_type: str, sequence_length: int, n_features: int,
     return model
 
 
-def fit(model, train_data, val_data, settings: FitSettings, callbacks: list, **fit_kwargs) -> dict:
-    """Run ``model.fit`` and return its history dict (lists per metric, one entry per epoch)."""
+def fit(model, train_data, val_data, settings: FitSettings, callbacks: list, *,
+        shuffle: bool = False, **fit_kwargs) -> dict:
+    """Run ``model.fit`` and return its history dict (lists per metric, one entry per epoch).
+
+    ``shuffle`` stays False for ``tf.data`` streams (they shuffle themselves); in-memory arrays
+    (the benchmark's naive reference) pass True, with ``y=`` and ``batch_size=`` in ``fit_kwargs``.
+    """
     history = model.fit(train_data, validation_data=val_data, epochs=settings.epochs,
-                        callbacks=callbacks, verbose=0, shuffle=False, **fit_kwargs)
+                        callbacks=callbacks, verbose=0, shuffle=shuffle, **fit_kwargs)
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}
