@@ -213,12 +213,16 @@ class ModelHandle:
     def fit(self, config=None, **kwargs) -> dict:
         """Batch-train this handle's model as a run (every step through the lock); see ``train``.
 
-        Returns the run's final ``run.json``. Each optimizer step publishes a snapshot.
+        Returns the run's final ``run.json``. Each optimizer step publishes a snapshot, and the
+        final weights (the best ones when early stopping restores them) one more.
         """
         from workbench.train.runs import train
 
-        return train(config or self.config, model=self.model, lock=self.lock,
-                     publish=self.publish, **kwargs)
+        record = train(config or self.config, model=self.model, lock=self.lock,
+                       publish=self.publish, **kwargs)
+        with self.lock.hold("batch_training", record["run_id"]):
+            self.publish()  # early stopping may have restored the best weights at the end
+        return record
 
     def state_dict_snapshot(self) -> dict[str, torch.Tensor]:
         """Return a copy of the published snapshot's weights."""

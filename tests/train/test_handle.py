@@ -1,0 +1,107 @@
+"""The ModelHandle contract: snapshot predict without the lock, locked train_step, load, LSTM step."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from tests.train.conftest import tiny_dict
+from workbench.errors import ParameterError, TrainingLockTimeout
+from workbench.features.windows import SeriesArrays
+from workbench.train.config import config_from_dict
+from workbench.train.handle import ModelHandle, load_model
+from workbench.train.runs import run_path, train
+
+
+def _batch(eth_slice, n_windows: int, window: int, start: int = 500):
+    arrays = SeriesArrays.from_frame("ETH/USDT", "1m", eth_slice)
+    ends = np.arange(start, start + n_windows)
+    x, _ = arrays.windows(ends, window)
+    rng = np.random.default_rng(0)
+    return x, rng.integers(0, 3, n_windows), rng.normal(0, 0.1, (n_windows, 4)).astype(np.float32)
+
+
+def test_predict_runs_on_the_published_snapshot_without_the_lock(tiny, eth_slice):
+    handle = ModelHandle.from_config(tiny)
+    x, actions, candles = _batch(eth_slice, 6, 16)
+    before = handle.predict(x)
+    assert before.action_probs.shape == (6, 3) and before.candle.shape == (6, 4)
+    np.testing.assert_allclose(before.action_probs.sum(axis=1), 1.0, rtol=1e-6)
+    assert before.model_version == 0 and len(before.actions) == 6
+    handle.lock.acquire("someone_else", "s1")
+    try:  # predict never waits for the lock...
+        done = threading.Event()
+        threading.Thread(target=lambda: (handle.predict(x), done.set())).start()
+        assert done.wait(10)
+        with pytest.raises(TrainingLockTimeout, match="someone_else"):  # ...train_step does
+            handle.train_step(x, actions, candles, operation="manual", session="s2", timeout=0.05)
+    finally:
+        handle.lock.release()
+    weights = handle.state_dict_snapshot()
+    loss = handle.train_step(x, actions, candles, operation="manual", session="s2")
+    after = handle.predict(x)
+    assert loss > 0 and handle.version == 1 and after.model_version == 1
+    assert not np.array_equal(after.candle, before.candle)
+    changed = handle.state_dict_snapshot()
+    assert any(not torch.equal(weights[k], changed[k]) for k in weights)
+    assert handle.lock.stats()["acquisitions"] == 2
+
+
+def test_the_snapshot_does_not_change_while_the_model_trains(tiny, eth_slice):
+    handle = ModelHandle.from_config(tiny)
+    x, _, _ = _batch(eth_slice, 4, 16)
+    frozen = handle.state_dict_snapshot()
+    with torch.no_grad():  # an in-place change of the training weights, as an optimiser makes
+        for p in handle.model.parameters():
+            p.add_(1.0)
+    assert all(torch.equal(frozen[k], v) for k, v in handle.state_dict_snapshot().items())
+    assert handle.publish() == 1
+    assert not torch.equal(frozen["embed.weight"], handle.state_dict_snapshot()["embed.weight"])
+
+
+def test_predict_checks_the_window_shape(tiny):
+    handle = ModelHandle.from_config(tiny)
+    with pytest.raises(ParameterError, match=r"\(B, 16, 8\)"):
+        handle.predict(np.zeros((2, 15, 8), dtype=np.float32))
+    with pytest.raises(ParameterError, match="no stateful step"):
+        handle.step(np.zeros(8, dtype=np.float32))
+
+
+def test_load_model_gives_the_trained_best_weights(db, eth_slice):
+    record = train(config_from_dict(tiny_dict(db)))
+    handle = load_model(record["run_id"])
+    assert (handle.run_id, handle.model_type, handle.window) == (record["run_id"],
+                                                                  "transformer", 16)
+    ckpt = torch.load(run_path(record["run_id"]) / "checkpoints" / "best.ckpt",
+                      weights_only=True)
+    assert torch.equal(ckpt["state_dict"]["model.embed.weight"],
+                       handle.state_dict_snapshot()["embed.weight"])
+    x, _, _ = _batch(eth_slice, 3, 16)
+    assert handle.predict(x).action_probs.shape == (3, 3)
+
+
+def test_lstm_handle_step_matches_predict_on_the_same_window(db, eth_slice):
+    cfg = config_from_dict(tiny_dict(db, model={"type": "lstm", "window": 24, "d_model": 8,
+                                                "n_layers": 2}))
+    handle = ModelHandle.from_config(cfg)
+    x, _, _ = _batch(eth_slice, 1, 24)
+    whole = handle.predict(x)
+    handle.reset_state()
+    for row in x[0]:
+        last = handle.step(row)
+    np.testing.assert_array_equal(last.candle, whole.candle)
+    np.testing.assert_array_equal(last.action_probs, whole.action_probs)
+    handle.reset_state()
+    assert not np.array_equal(handle.step(x[0, -1]).candle, whole.candle)  # state matters
+
+
+def test_fit_trains_the_handles_model_through_its_lock(db, eth_slice):
+    handle = ModelHandle.from_config(config_from_dict(tiny_dict(db)))
+    record = handle.fit()
+    steps = record["global_step"]
+    assert record["status"] == "completed" and steps > 0
+    # one published snapshot per optimizer step, and one of the final (best) weights
+    assert handle.version == steps + 1
+    assert handle.lock.stats()["acquisitions"] == steps + 1
