@@ -15,18 +15,18 @@ Run: ``.venv/bin/python bench/ingest.py``; writes ``reports/bench/ingest.json``.
 """
 from __future__ import annotations
 
-import json
-import os
-import platform
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import polars as pl
 
 from workbench.data.ingest import file_hash, ingest_file, read_candles, validate_candles
 from workbench.data.store import Store
-from workbench.paths import DATA_DIR, REPORTS_DIR
+from workbench.paths import DATA_DIR
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import best_of, write_report  # noqa: E402
 
 ROWS = 1_000_000
 GOAL_ROWS_PER_S = 5_000_000
@@ -38,15 +38,6 @@ def tiled_series(rows: int = ROWS) -> pl.DataFrame:
     span = eth["ts"][-1] - eth["ts"][0] + 60_000
     tiles = [eth.with_columns(pl.col("ts") + k * span) for k in range(rows // eth.height + 1)]
     return pl.concat(tiles).head(rows)
-
-
-def _best(fn, repeats: int) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def _parse_validate(path: Path):
@@ -71,14 +62,14 @@ def bench_file(tmp: Path, path: Path, repeats: int) -> dict:
     tmp = tmp / path.suffix.lstrip(".")
     tmp.mkdir()
     counter = [0]
-    t_hash, _ = _best(lambda: file_hash(path), repeats)
-    t_pv, (clean, report) = _best(lambda: _parse_validate(path), repeats)
+    t_hash, _ = best_of(lambda: file_hash(path), repeats)
+    t_pv, (clean, report) = best_of(lambda: _parse_validate(path), repeats)
     assert report.rows_out == ROWS and report.gaps == 0
-    t_write, written = _best(lambda: _store_write(tmp, clean, counter), repeats)
+    t_write, written = best_of(lambda: _store_write(tmp, clean, counter), repeats)
     assert written == ROWS
-    t_ingest, summary = _best(lambda: _fresh_ingest(tmp, path, counter), repeats)
+    t_ingest, summary = best_of(lambda: _fresh_ingest(tmp, path, counter), repeats)
     store = Store(tmp / f"ingest_{counter[0]}.duckdb")
-    t_cached, hit = _best(lambda: ingest_file(store, path, "ETH/USDT", "1m"), repeats)
+    t_cached, hit = best_of(lambda: ingest_file(store, path, "ETH/USDT", "1m"), repeats)
     assert summary.rows_added == ROWS and hit.status == "cached"
     return {"file": path.suffix.lstrip("."), "bytes": path.stat().st_size, "rows": ROWS,
             "hash_s": t_hash, "parse_validate_s": t_pv, "store_write_s": t_write,
@@ -115,16 +106,8 @@ def main(repeats: int = 5) -> dict:
     print(f"ingest of {ROWS:,} real ETH/USDT 1m candles (tiled), best of {repeats}")
     for r in results:
         _print(r)
-    report = {"benchmark": "ingest", "series": "ETH/USDT 1m tiled to 1M rows", "results": results,
-              "goal_rows_per_s": GOAL_ROWS_PER_S, "python": platform.python_version(),
-              "machine": platform.machine(), "cpus": os.cpu_count(),
-              "load_avg_1m": os.getloadavg()[0],
-              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    out = REPORTS_DIR / "bench" / "ingest.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"\nwrote {out}")
-    return report
+    return write_report("ingest", {"series": "ETH/USDT 1m tiled to 1M rows", "results": results,
+                                   "goal_rows_per_s": GOAL_ROWS_PER_S})
 
 
 if __name__ == "__main__":

@@ -14,9 +14,7 @@ Run: ``.venv/bin/python bench/window_serving.py``; writes ``reports/bench/window
 """
 from __future__ import annotations
 
-import json
-import os
-import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +24,10 @@ import polars as pl
 
 from workbench.data.store import Store
 from workbench.features.windows import SeriesArrays, gather_windows
-from workbench.paths import DATA_DIR, REPORTS_DIR
+from workbench.paths import DATA_DIR
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import write_report  # noqa: E402
 
 N, BATCH = 600, 256
 GOAL_MEMORY_US = 20.0
@@ -117,16 +118,8 @@ def main() -> dict:
     print(f"  gather_windows              {batch['gather_ms']:10.2f} ms")
     print(f"  Python loop                 {batch['loop_ms']:10.2f} ms  "
           f"= {batch['loop_over_gather']:.1f}x gather; identical: {batch['identical']}")
-    report = {"benchmark": "window_serving", "series": "ETH/USDT 1m", "window": N,
-              "single": single, "batch": batch, "python": platform.python_version(),
-              "machine": platform.machine(), "cpus": os.cpu_count(),
-              "load_avg_1m": os.getloadavg()[0],
-              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    out = REPORTS_DIR / "bench" / "window_serving.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
-    return report
+    return write_report("window_serving", {"series": "ETH/USDT 1m", "window": N,
+                                           "single": single, "batch": batch})
 
 
 if __name__ == "__main__":

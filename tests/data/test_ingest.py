@@ -129,7 +129,7 @@ def test_cached_file_is_not_parsed(rows, tmp_path, tmp_store, monkeypatch):
 
     def boom(_):
         raise AssertionError("a cached file must not be parsed")
-    monkeypatch.setattr(ingest, "_read", boom)
+    monkeypatch.setattr(ingest, "read_candle_file", boom)
     assert ingest_file(tmp_store, path, "ETH/USDT", "1m").status == "cached"
     with pytest.raises(AssertionError):
         ingest_file(tmp_store, path, "ETH/USDT", "1m", force_refresh=True)

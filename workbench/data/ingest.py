@@ -1,13 +1,7 @@
-"""Read candle files, validate them and ingest them into the store atomically.
+"""Validate candles and ingest candle files into the store atomically.
 
-Three file layouts are read (:func:`read_candles`):
-
-* Parquet or CSV with columns ``ts, open, high, low, close, volume`` (extra columns are ignored),
-  where ``ts`` is the candle open time as epoch milliseconds or ISO-8601 text **with** a zone
-  (``2025-05-20T00:00:00Z``, ``...+02:00``); a Parquet ``Datetime`` column needs a time zone;
-* the 12-column Binance kline CSV, with or without its header. Its open time is epoch ms, or epoch
-  microseconds as in Binance's newer dumps (detected by magnitude, per file).
-
+Files are read by :func:`read_candles` (re-exported from :mod:`workbench.data.candle_files`:
+Parquet, CSV with ts/open/high/low/close/volume, Binance kline CSV with or without header).
 :func:`validate_candles` checks every rule in :data:`RULES` with vectorised numpy/polars operations
 (the first offending row is found with ``argmax`` on a boolean mask, never with a Python loop). The
 push feed calls it too. :func:`ingest_file` validates a whole file, merges it with the stored
@@ -29,7 +23,6 @@ month starts). A larger multiple is a **gap**: it is reported, never filled. A g
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -38,16 +31,14 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from workbench.data.store import OHLCV_COLUMNS, Store
+from workbench.data.candle_files import (VALUE_COLUMNS, ParsedFile, read_candle_file,
+                                         read_candles, rule_error, typed_candles)
+from workbench.data.store import Store
 from workbench.data.timeframes import (TIMEFRAME_MS, is_calendar, timeframe_ms,
                                        validate_timeframe)
 from workbench.errors import DataValidationError, NotFoundError
 from workbench.paths import DATA_DIR, SHIPPED_SERIES
 
-VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
-PRICE_COLUMNS = ("open", "high", "low", "close")
-BINANCE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close_time",
-                   "quote_volume", "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore")
 #: every validation rule, by the short name carried in ``DataValidationError.rule``
 RULES = {
     "format": "the file is not readable Parquet or CSV",
@@ -69,9 +60,6 @@ RULES = {
                           "holds another timeframe)",
 }
 MAX_GAPS_LISTED = 10
-# Epoch ms stays below 1e14 until the year 5138; Binance microsecond open times are ~1.7e15.
-_MICROS_THRESHOLD = 10**14
-_ZONE_RE = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?|\s*UTC)$"
 _HASH_CHUNK = 1 << 20
 
 
@@ -135,172 +123,9 @@ class IngestSummary:
         return out
 
 
-# -- reading ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Parsed:
-    frame: pl.DataFrame  # ts (Int64) + values (Float64), in file order
-    first_row: int  # the row number a user sees for frame row 0
-
-
-def _fail(message: str, source, rule: str, row=None, ts=None) -> DataValidationError:
-    return DataValidationError(message, path=str(source), row=row, ts=ts, rule=rule)
-
-
-def read_candles(path) -> pl.DataFrame:
-    """Read a Parquet, CSV or Binance kline CSV file into ``ts, open, high, low, close, volume``.
-
-    Rows keep the file's order (sorting is :func:`validate_candles`'s job). ``ts`` is Int64 epoch
-    ms, the rest Float64.
-
-    Raises
-    ------
-    NotFoundError : the file does not exist.
-    DataValidationError : the file is empty, unreadable, lacks columns or holds non-numbers
-        (rules ``empty``, ``format``, ``columns``, ``missing_value``, ``non_numeric``,
-        ``ts_format``, ``ts_units``).
-    """
-    return _read(path).frame
-
-
-def _read(path) -> _Parsed:
-    path = Path(path)
-    if not path.is_file():
-        raise NotFoundError(f"file {path} does not exist")
-    if path.stat().st_size == 0:
-        raise _fail("the file is empty", path, "empty")
-    with path.open("rb") as fh:
-        magic = fh.read(4)
-    if magic == b"PAR1":
-        return _read_parquet(path)
-    return _read_csv(path)
-
-
-def _read_parquet(path: Path) -> _Parsed:
-    try:
-        raw = pl.read_parquet(path)
-    except Exception as exc:  # polars raises several types for a damaged file
-        raise _fail(f"cannot read Parquet: {exc}", path, "format") from None
-    return _Parsed(_typed(raw, path, first_row=1), first_row=1)
-
-
-def _first_line(path: Path) -> list[str]:
-    with path.open("r", encoding="utf-8", errors="replace") as fh:
-        line = fh.readline().strip().lstrip("\ufeff")
-    return [f.strip().strip('"') for f in line.split(",")]
-
-
-def _is_int_text(text: str) -> bool:
-    return text.lstrip("-").isdigit()
-
-
-def _read_csv(path: Path) -> _Parsed:
-    fields = _first_line(path)
-    binance_header = len(fields) == 12 and re.sub(r"[\s_]", "", fields[0].lower()) == "opentime"
-    binance = len(fields) == 12 and (_is_int_text(fields[0]) or binance_header)
-    has_header = not (binance and _is_int_text(fields[0]))
-    try:
-        raw = pl.read_csv(path, has_header=has_header, infer_schema=False,
-                          new_columns=list(BINANCE_COLUMNS) if binance else None)
-    except Exception as exc:
-        raise _fail(f"cannot read CSV: {exc}".splitlines()[0], path, "format") from None
-    first_row = 2 if has_header else 1
-    if binance:
-        raw = raw.select(pl.col("open_time").alias("ts"), *VALUE_COLUMNS)
-        return _Parsed(_binance_ts(_typed(raw, path, first_row), path, first_row), first_row)
-    return _Parsed(_typed(raw, path, first_row), first_row)
-
-
-def _binance_ts(frame: pl.DataFrame, source, first_row: int) -> pl.DataFrame:
-    """Convert microsecond open times to ms; the whole file must use one unit."""
-    ts = frame["ts"].to_numpy()
-    micros = ts >= _MICROS_THRESHOLD
-    if not micros.any():
-        return frame
-    odd = (micros != micros[0]) | (micros & (ts % 1000 != 0))
-    if odd.any():
-        i = int(odd.argmax())
-        raise _fail(f"open time {ts[i]} mixes ms and microsecond units (row 1 uses "
-                    f"{'microseconds' if micros[0] else 'ms'})", source, "ts_units",
-                    row=first_row + i, ts=int(ts[i]))
-    return frame.with_columns(pl.col("ts") // 1000)
-
-
-def _typed(raw: pl.DataFrame, source, first_row: int) -> pl.DataFrame:
-    """Check the columns and return ts as Int64 ms and the values as Float64."""
-    if raw.height == 0:
-        raise _fail("the file has no data rows", source, "empty")
-    missing = [c for c in OHLCV_COLUMNS if c not in raw.columns]
-    if missing:
-        raise _fail(f"missing column(s) {', '.join(missing)}; found {', '.join(raw.columns)}. "
-                    "Expected a header ts,open,high,low,close,volume or a 12-column Binance "
-                    "kline CSV", source, "columns")
-    ts = _ts_ms(raw["ts"], source, first_row)
-    ts_np = ts.to_numpy()
-    values = [_numeric(raw[c], source, first_row, ts_np) for c in VALUE_COLUMNS]
-    return pl.DataFrame([ts, *values])
-
-
-def _ts_at(ts: np.ndarray | None, i: int) -> int | None:
-    """The ms open time of row ``i`` for an error message (microseconds scaled down)."""
-    if ts is None:
-        return None
-    value = int(ts[i])
-    return value // 1000 if value >= _MICROS_THRESHOLD else value
-
-
-def _null_error(series: pl.Series, source, first_row: int, ts=None) -> None:
-    nulls = series.is_null().to_numpy()
-    if nulls.any():
-        i = int(nulls.argmax())
-        raise _fail(f"column {series.name} is empty", source, "missing_value", row=first_row + i,
-                    ts=_ts_at(ts, i))
-
-
-def _numeric(series: pl.Series, source, first_row: int, ts: np.ndarray) -> pl.Series:
-    _null_error(series, source, first_row, ts)
-    if series.dtype.is_numeric():
-        return series.cast(pl.Float64)
-    if series.dtype != pl.String:
-        raise _fail(f"column {series.name} has type {series.dtype}, not a number", source,
-                    "non_numeric")
-    out = series.str.strip_chars().cast(pl.Float64, strict=False)
-    bad = out.is_null().to_numpy()
-    if bad.any():
-        i = int(bad.argmax())
-        raise _fail(f"column {series.name} holds {series[i]!r}, not a number", source,
-                    "non_numeric", row=first_row + i, ts=_ts_at(ts, i))
-    return out
-
-
-def _ts_ms(series: pl.Series, source, first_row: int) -> pl.Series:
-    _null_error(series, source, first_row)
-    if series.dtype.is_integer():
-        return series.cast(pl.Int64).alias("ts")
-    if isinstance(series.dtype, pl.Datetime):
-        if series.dtype.time_zone is None:
-            raise _fail("ts is a datetime without a time zone; store it with a zone (UTC) or as "
-                        "epoch ms", source, "ts_format", row=first_row)
-        return series.dt.convert_time_zone("UTC").dt.epoch("ms").alias("ts")
-    if series.dtype != pl.String:
-        raise _fail(f"ts has type {series.dtype}; use epoch ms integers or ISO-8601 with a zone",
-                    source, "ts_format", row=first_row)
-    text = series.str.strip_chars()
-    if _is_int_text(text[0]):
-        out = text.cast(pl.Int64, strict=False)
-        _first_bad(out.is_null(), text, source, first_row, "is not an epoch-ms integer")
-        return out.alias("ts")
-    _first_bad(~text.str.contains(_ZONE_RE), text, source, first_row,
-               "has no time zone; write it like 2025-05-20T00:00:00Z")
-    parsed = text.str.to_datetime(time_unit="ms", time_zone="UTC", strict=False)
-    _first_bad(parsed.is_null(), text, source, first_row, "is not an ISO-8601 timestamp")
-    return parsed.dt.epoch("ms").alias("ts")
-
-
-def _first_bad(mask: pl.Series, text: pl.Series, source, first_row: int, what: str) -> None:
-    bad = mask.to_numpy()
-    if bad.any():
-        i = int(bad.argmax())
-        raise _fail(f"ts {text[i]!r} {what}", source, "ts_format", row=first_row + i)
+__all__ = ["RULES", "IngestSummary", "ValidationReport", "file_hash", "gap_ranges",
+           "ingest_file", "ingest_shipped", "iso_utc", "read_candles", "step_problems",
+           "validate_candles"]
 
 
 # -- validation -------------------------------------------------------------------------------
@@ -324,7 +149,7 @@ def _check_values(ts: np.ndarray, v: np.ndarray, source, first_row: int) -> None
     for rule, bad, text in _value_checks(v):
         if bad.any():
             i = int(bad.argmax())
-            raise _fail(f"{text} ({_row_text(v, i)}) at {iso_utc(ts[i])}", source, rule,
+            raise rule_error(f"{text} ({_row_text(v, i)}) at {iso_utc(ts[i])}", source, rule,
                         row=first_row + i, ts=int(ts[i]))
 
 
@@ -347,7 +172,7 @@ def _dedupe(ts: np.ndarray, v: np.ndarray, source, first_row: int):
     if conflict.any():
         k = int(np.where(conflict, later, ts.size).argmin())
         i, j = int(first[k]), int(later[k])
-        raise _fail(f"ts {iso_utc(ts[j])} appears again with different values (row "
+        raise rule_error(f"ts {iso_utc(ts[j])} appears again with different values (row "
                     f"{first_row + i}: {_row_text(v, i)}; this row: {_row_text(v, j)})",
                     source, "duplicate_conflict", row=first_row + j, ts=int(ts[j]))
     keep = np.concatenate([[True], ~same])
@@ -400,7 +225,7 @@ def _step_error(ts: np.ndarray, i: int, timeframe: str, source, row) -> DataVali
         step = int(ts[i] - ts[i - 1])
         why = (f"the step from {iso_utc(ts[i - 1])} is {step} ms, not a positive multiple of "
                f"{timeframe} ({timeframe_ms(timeframe)} ms); are the timestamps epoch ms?")
-    return _fail(f"candle at {iso_utc(ts[i])}: {why}", source, "step", row=row, ts=int(ts[i]))
+    return rule_error(f"candle at {iso_utc(ts[i])}: {why}", source, "step", row=row, ts=int(ts[i]))
 
 
 def _check_timeframe_fits(ts: np.ndarray, timeframe: str, gap_after: np.ndarray,
@@ -411,7 +236,7 @@ def _check_timeframe_fits(ts: np.ndarray, timeframe: str, gap_after: np.ndarray,
         return
     median = int(np.median(np.diff(ts)))
     guess = next((name for name, ms in TIMEFRAME_MS.items() if ms == median), f"{median} ms")
-    raise _fail(f"only {n_steps - gap_after.size} of {n_steps} steps are one {timeframe}; the "
+    raise rule_error(f"only {n_steps - gap_after.size} of {n_steps} steps are one {timeframe}; the "
                 f"typical step is {guess}. Is --timeframe right?", source, "timeframe_mismatch")
 
 
@@ -436,7 +261,7 @@ def validate_candles(frame: pl.DataFrame, timeframe: str, source="<frame>", *,
     ParameterError : the timeframe is not known.
     """
     validate_timeframe(timeframe)
-    typed = _typed(frame, source, first_row)
+    typed = typed_candles(frame, source, first_row)
     ts = typed["ts"].to_numpy()
     v = typed.select(VALUE_COLUMNS).to_numpy()
     _check_values(ts, v, source, first_row)
@@ -465,7 +290,7 @@ def file_hash(path) -> str:
     return digest.hexdigest()
 
 
-def _merge(existing: pl.DataFrame, clean: pl.DataFrame, parsed: _Parsed, timeframe: str,
+def _merge(existing: pl.DataFrame, clean: pl.DataFrame, parsed: ParsedFile, timeframe: str,
            source) -> pl.DataFrame:
     """Union a validated file with the stored series; a stored candle may not change."""
     if existing.height == 0:
@@ -476,7 +301,7 @@ def _merge(existing: pl.DataFrame, clean: pl.DataFrame, parsed: _Parsed, timefra
     if conflicts.height:
         ts = int(conflicts["ts"].min())
         row = parsed.first_row + int(np.flatnonzero(parsed.frame["ts"].to_numpy() == ts)[0])
-        raise _fail(f"candle at {iso_utc(ts)} differs from the stored one; the stored series is "
+        raise rule_error(f"candle at {iso_utc(ts)} differs from the stored one; the stored series is "
                     "kept (delete it first to replace it)", source, "conflicts_with_store",
                     row=row, ts=ts)
     merged = pl.concat([existing, clean.join(existing, on="ts", how="anti")]).sort("ts")
@@ -526,7 +351,7 @@ def ingest_file(store: Store, path, symbol: str, timeframe: str,
         cached = _cached_summary(store, path, symbol, timeframe, digest, int(hit["rows"]), t0)
         if cached is not None:
             return cached
-    parsed = _read(path)
+    parsed = read_candle_file(path)
     clean, report = validate_candles(parsed.frame, timeframe, path, first_row=parsed.first_row)
     before, after = store.merge_series(
         symbol, timeframe, lambda existing: _merge(existing, clean, parsed, timeframe, path),
