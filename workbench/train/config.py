@@ -30,10 +30,11 @@ class ModelConfig:
 
     type: str = "transformer"
     window: int = 600  # candles per window (seed 001)
-    d_model: int = 32  # small on purpose: CPU inference stays in the sub-millisecond range
-    n_heads: int = 4
+    d_model: int = 64  # small on purpose: batch-1 CPU inference in a few milliseconds
+    # one head of 64: 4 heads of 8 made batch-1 attention ~10x slower on CPU (bench/torch_engine.py)
+    n_heads: int = 1
     n_layers: int = 2
-    ff_dim: int = 64
+    ff_dim: int = 128
     # dropout 0 and no fast path: both measured 1.3-7x faster on the project's CPU
     dropout: float = 0.0
     fast_path: bool = False
@@ -195,7 +196,7 @@ class TrainConfig:
 
 #: the ``--quick`` preset: a tiny model on a few thousand short windows, done in < 1 min on 2 cores
 QUICK_PRESET: dict[str, Any] = {
-    "model.window": 64, "model.d_model": 16, "model.n_heads": 2, "model.n_layers": 1,
+    "model.window": 64, "model.d_model": 16, "model.n_heads": 1, "model.n_layers": 1,
     "model.ff_dim": 32, "training.num_epochs": 3, "training.batch_size": 64,
     "data.max_windows": 3000, "callbacks.early_stopping.patience": 3,
 }
