@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -126,3 +127,34 @@ def test_cli_backtest_model_and_lookahead_check_json(runs, eth_slice):
                                    ids["transformer"], "--samples", "3", *common])
     assert out.exit_code == 0, out.output
     assert json.loads(out.stdout)["passed"] is True
+
+
+def test_live_replay_in_mode_none_gives_the_backtest_signals(runs, eth_slice):
+    """Parity inside the workbench: the replay path (mode none) and the batched path agree."""
+    session = pytest.importorskip("workbench.live.session")
+    store, ids = runs
+    ts = eth_slice["ts"]
+    cfg = BacktestConfig(symbol="ETH/USDT", timeframe="1m", start=int(ts[1200]),
+                         end=int(ts[1239]), model=ids["transformer"], persist=False)
+    batched = run_backtest(cfg, store=store).equity["signal"].to_numpy()
+    replayed = session.run_walk_forward(cfg, store=store)
+    assert replayed.tolist() == batched.tolist()
+    assert len(set(batched.tolist())) > 1  # a constant signal would prove little
+
+
+def test_train_during_runs_the_replay_path_and_is_stored(runs, eth_slice):
+    pytest.importorskip("workbench.live.session")
+    from workbench.train.handle import load_model
+
+    store, ids = runs
+    ts = eth_slice["ts"]
+    before = load_model(ids["transformer"]).state_dict_snapshot()
+    res = run_backtest(BacktestConfig(symbol="ETH/USDT", timeframe="1m", start=int(ts[1300]),
+                                      end=int(ts[1329]), model=ids["transformer"],
+                                      train_during="pivots_only"), store=store)
+    assert res.stats["n_bars"] == 30 and res.equity["signal"].len() == 30
+    row = store.backtests(run_id=ids["transformer"]).filter(
+        pl.col("backtest_id") == res.backtest_id).row(0, named=True)
+    assert json.loads(row["params"])["train_during"] == "pivots_only"
+    after = load_model(ids["transformer"]).state_dict_snapshot()  # the run itself is untouched
+    assert all(torch.equal(before[k], after[k]) for k in before)
