@@ -5,7 +5,8 @@ All in this one process, on the same SMA(10)/SMA(30) crossover signals:
 * **simulation** on 1M candles (the real ETH/USDT 1m series tiled): the workbench simulator
   (its first call, then the best and the median of several repeats) against
   ``vbt.Portfolio.from_signals`` with the same fees, fills and unit sizes (first call, numba
-  compilation included, then warm repeats); trade counts and final equity must agree. Goals: >= 2x vectorbt, >= 40M candles/s, first call < 0.1 s.
+  compilation included, then warm repeats); trade counts and final equity must agree.
+  Goals: >= 2x vectorbt, >= 40M candles/s, first call < 0.1 s.
 * **backtesting.py** on a smaller slice (its event loop is per candle), reporting candles/s and
   agreement of trades and final equity with the simulator on that slice.
 * **model backtest** (when a model handle can be built): batched inference over every window of

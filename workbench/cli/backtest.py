@@ -104,7 +104,8 @@ def backtest(
 
 
 def lookahead_check(
-    model: str = typer.Option(..., "--model", metavar="RUN_ID", help="The run whose model to check."),
+    model: str = typer.Option(..., "--model", metavar="RUN_ID",
+                              help="The run whose model to check."),
     symbol: str = typer.Option(..., "--symbol", help="Symbol, e.g. ETH/USDT."),
     timeframe: str = typer.Option(..., "--timeframe", help="Timeframe, e.g. 1m."),
     start: str = typer.Option(None, "--start", help="First candle (ISO date or epoch ms)."),
