@@ -1,0 +1,100 @@
+"""The notebook suite with the CI profile through papermill, then nbval on the same notebooks.
+
+Both run against a throw-away store and runs folder: 01_data ingests the real shipped ETH/USDT
+series into it and 02_train trains the quick model that the later notebooks (and nbval) use.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from workbench.paths import NOTEBOOKS_DIR, PROJECT_ROOT
+from workbench.ui.notebooks import SUITE, run_suite
+
+
+@pytest.fixture(scope="module")
+def suite_env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("suite")
+    return root, {"WORKBENCH_DB": str(root / "wb.duckdb"), "WORKBENCH_RUNS": str(root / "runs")}
+
+
+@pytest.fixture(scope="module")
+def suite(suite_env):
+    root, env = suite_env
+    result = run_suite(profile="ci", reports_root=root / "reports", env=env, timeout=600)
+    return result, {r.name: r for r in result.results}
+
+
+def test_every_notebook_runs_with_the_ci_profile(suite):
+    result, by_name = suite
+    failed = {r.name: r.error for r in result.results if not r.ok}
+    assert not failed
+    assert set(by_name) == set(SUITE)
+    index = open(result.index).read()
+    for name in SUITE:
+        assert os.path.isfile(by_name[name].html) and os.path.isfile(by_name[name].ipynb)
+        assert f"/{name}.html" in index
+        doc = json.loads(open(by_name[name].record_file).read())
+        assert doc["status"] == "ok" and doc["records"] == by_name[name].records
+
+
+def test_data_notebook_ingested_the_real_series(suite):
+    rec = suite[1]["01_data"].records
+    assert rec["ingest_status"] == "ingested" and rec["candles"] == 130_708
+    assert rec["gaps"] == 0 and rec["pivots_shown"] > 0
+
+
+def test_trained_model_is_handed_to_the_later_notebooks(suite):
+    by_name = suite[1]
+    run_id = by_name["02_train"].records["run_id"]
+    assert by_name["02_train"].records["status"] == "completed"
+    assert by_name["02_train"].records["epochs"] >= 1
+    for name in ("03_live_session", "04_backtest", "06_ledger"):
+        assert by_name[name].records["model"] == run_id
+
+
+def test_live_session_trained_on_every_candle_and_wrote_the_ledger(suite):
+    live, ledger = suite[1]["03_live_session"].records, suite[1]["06_ledger"].records
+    assert live["mode"] == "every_candle" and live["errors"] == 0
+    assert live["predictions"] == live["candles"] > 0
+    assert live["per_candle_steps"] == live["training_steps"] > 0 and live["weights_changed"]
+    assert ledger["ledger_rows"] >= live["predictions"]
+    assert 0.0 <= ledger["hit_rate"] <= 1.0
+
+
+def test_backtest_trade_count_equals_the_cli(suite, suite_env):
+    _, env = suite_env
+    rec = suite[1]["04_backtest"].records
+    assert rec["lookahead_passed"] is True
+    out = subprocess.run(
+        [sys.executable, "-c", "from workbench.cli import main; main()", "backtest",
+         "--model", rec["model"], "--symbol", "ETH/USDT", "--timeframe", "1m",
+         "--start", str(rec["start_ts"]), "--end", str(rec["end_ts"]), "--json"],
+        capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
+    assert out.returncode == 0, out.stderr
+    cli = json.loads(out.stdout)
+    assert cli["n_trades"] == rec["trades"]
+    assert cli["pnl"] == pytest.approx(rec["pnl"])
+
+
+def test_price_model_and_panel_notebooks_recorded_values(suite):
+    price, panel = suite[1]["05_price_model"].records, suite[1]["00_control_panel"].records
+    assert price["rmse"] > 0 and price["cache_hit"] is False
+    assert panel["models"] >= 1 and "live_none" in panel["enabled_buttons"]
+
+
+@pytest.mark.slow  # the papermill suite above executes the same notebooks with the same defaults
+def test_nbval_lax_with_sanitizer(suite, suite_env):
+    _, env = suite_env
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--nbval-lax",
+         "--nbval-sanitize-with", str(NOTEBOOKS_DIR / "sanitize.cfg"),
+         "--nbval-kernel-name", "workbench", "--nbval-cell-timeout", "600", str(NOTEBOOKS_DIR)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, env={**os.environ, **env},
+        timeout=1200)
+    assert out.returncode == 0, out.stdout[-4000:]
+    assert " passed" in out.stdout and "failed" not in out.stdout
