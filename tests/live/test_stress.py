@@ -51,3 +51,35 @@ def test_audit_detects_a_snapshot_changed_after_publishing(eth_store):
     assert not np.array_equal(handle.predict(handle.probe).action_probs, probs)
     handle.publish()  # outside the training lock: recorded as a violation
     assert handle.violations == ["version 1 published without the training lock"]
+
+
+def test_store_used_from_several_threads_at_once(eth_store):
+    """Regression found by the stress run: a live session and batch training reading the store at
+    the same moment failed with DuckDB's "Unique file handle conflict" (connect racing the close
+    of the process's last connection), and concurrent writers aborted each other."""
+    import threading
+
+    import polars as pl
+
+    from workbench.data.store import Store
+
+    errors, ts = [], eth_store.read_ohlcv("ETH/USDT", "1m")["ts"].to_list()
+
+    def work(k: int) -> None:
+        store = Store(eth_store.path)
+        for i in range(60):
+            try:
+                assert store.read_ohlcv("ETH/USDT", "1m", ts[i], ts[i + 50]).height == 51
+                if i % 6 == 0:
+                    store.add_annotations("ETH/USDT", "1m", pl.DataFrame(
+                        {"ts": [ts[k * 100 + i]], "action": ["BUY"], "source": ["manual"]}))
+            except Exception as exc:  # noqa: BLE001 - every failure is the finding
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert eth_store.read_annotations("ETH/USDT", "1m", sources=["manual"]).height == 40

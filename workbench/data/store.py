@@ -99,6 +99,19 @@ _SCHEMA = [
 _schema_ready: set[Path] = set()
 _schema_guard = threading.Lock()
 
+# -- threads of one process (added for issue 6's stress test) ---------------------------------
+# DuckDB shares one database instance between the connections of a process and tears it down
+# when the last one closes; a connect racing that close fails with "Unique file handle conflict".
+# Opening and closing under one lock removes the race. Writers of one process also take turns
+# (one lock per file), so their transactions never conflict (tests/live/test_stress.py).
+_open_guard = threading.Lock()
+_write_guards: dict[Path, threading.RLock] = {}
+
+
+def _write_guard(path: Path) -> threading.RLock:
+    with _open_guard:
+        return _write_guards.setdefault(path, threading.RLock())
+
 
 def _is_lock_error(exc: BaseException) -> bool:
     text = str(exc).lower()
@@ -130,7 +143,8 @@ class Store:
         delay = 0.005
         while True:
             try:
-                con = duckdb.connect(str(self.path))
+                with _open_guard:
+                    con = duckdb.connect(str(self.path))
                 break
             except duckdb.Error as exc:
                 if not _is_lock_error(exc):
@@ -146,7 +160,8 @@ class Store:
             self._ensure_schema(con)
             yield con
         finally:
-            con.close()
+            with _open_guard:
+                con.close()
 
     def _ensure_schema(self, con: duckdb.DuckDBPyConnection) -> None:
         with _schema_guard:
@@ -159,7 +174,7 @@ class Store:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """Run a block in one transaction: committed on success, rolled back on any error."""
-        with self._connect() as con:
+        with _write_guard(self.path), self._connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
