@@ -52,6 +52,8 @@ def train_cmd(
         record = train(cfg, resume=resume, db=_common.db_path())
     except WorkbenchError as exc:
         _common.fail(exc)
+    if record.get("status") is None:  # a DDP worker process: rank 0 reports the run
+        return
     _common.emit(record, as_json, lambda r: typer.echo(
         f"run {r['run_id']} {r['status']}: {r.get('epochs_run')} epochs, best epoch "
         f"{r.get('best_epoch')}; best {_short(r.get('best_metrics'))}"))

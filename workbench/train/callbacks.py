@@ -115,7 +115,7 @@ class JsonMetricsLogger(Checkpoint):
             self.tracker.load_state_dict({"records": done})
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if trainer.sanity_checking:
+        if trainer.sanity_checking or not trainer.is_global_zero:
             return
         metrics = {k: v.item() for k, v in trainer.callback_metrics.items()
                    if isinstance(v, torch.Tensor) and v.numel() == 1}

@@ -29,7 +29,7 @@ from workbench.train.callbacks import JsonMetricsLogger, RestoringEarlyStopping,
 from workbench.train.checkpoints import AtomicCheckpointIO
 from workbench.train.datamodule import WindowDataModule
 from workbench.train.module import ForecastModule
-from workbench.train.runs import now_iso, run_path, update_run
+from workbench.train.runs import RUN_ID_ENV, is_rank_zero, now_iso, run_path, update_run
 
 log = logging.getLogger("workbench.train")
 _LOGGERS = ("workbench.train", "lightning.pytorch", "lightning.fabric")
@@ -109,7 +109,8 @@ def _fit(job, folder: Path, extra_callback) -> dict:
     dm = WindowDataModule(config.data, config.model.window, config.training.batch_size,
                           config.training.seed, store=job.store)
     dm.setup()
-    update_run(job.run_id, job.db, data=dm.describe())
+    if is_rank_zero():
+        update_run(job.run_id, job.db, data=dm.describe())
     module = ForecastModule(config, job.model)
     lock = job.lock or TrainingLock(f"run {job.run_id}")
     callbacks = build_callbacks(config, folder, lock=lock, publish=job.publish,
@@ -125,11 +126,31 @@ def _fit(job, folder: Path, extra_callback) -> dict:
     return out
 
 
+def _execute_worker(job, extra_callback) -> dict:
+    """A non-zero DDP rank: train its shard; rank 0 owns run.json, logs and checkpoints."""
+    _fit(job, run_path(job.run_id, job.db), extra_callback)
+    return {"run_id": job.run_id}
+
+
 def execute(job, extra_callback) -> dict:
     """Run ``job`` (a prepared run) to the end; return the final ``run.json``.
 
     Raises whatever the run raised, after recording it in ``run.json`` as ``failed``.
     """
+    if not is_rank_zero():
+        return _execute_worker(job, extra_callback)
+    previous = os.environ.get(RUN_ID_ENV)
+    os.environ[RUN_ID_ENV] = job.run_id  # DDP processes launched by Lightning join this run
+    try:
+        return _execute_rank_zero(job, extra_callback)
+    finally:
+        if previous is None:
+            os.environ.pop(RUN_ID_ENV, None)
+        else:
+            os.environ[RUN_ID_ENV] = previous
+
+
+def _execute_rank_zero(job, extra_callback) -> dict:
     folder = run_path(job.run_id, job.db)
     handler = _attach_log(folder, job.config.output.log_level)
     resumes = {"resumed_at": now_iso()} if job.ckpt_path else {}

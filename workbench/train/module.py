@@ -118,7 +118,7 @@ class ForecastModule(L.LightningModule):
                                                candles.flatten())
         self.metrics[f"{split}_action"].update(logits.detach().float(), actions)
         self.log(f"{split}_loss", loss, on_step=False, on_epoch=True, prog_bar=split != "test",
-                 batch_size=x.shape[0])
+                 batch_size=x.shape[0], sync_dist=True)
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -133,7 +133,7 @@ class ForecastModule(L.LightningModule):
     def _log_epoch(self, split: str) -> None:
         for head in ("candle", "action"):
             collection = self.metrics[f"{split}_{head}"]
-            self.log_dict({k: v.float() for k, v in collection.compute().items()})
+            self.log_dict({k: v.float() for k, v in collection.compute().items()}, sync_dist=True)
             collection.reset()
 
     def on_train_epoch_end(self) -> None:

@@ -49,6 +49,8 @@ log = logging.getLogger("workbench.train")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 #: fault injection for the kill-and-resume test: SIGKILL this process at this global step
 KILL_AT_STEP_ENV = "WORKBENCH_FAULT_KILL_AT_STEP"
+#: the run id shared by the processes of one distributed (DDP) run
+RUN_ID_ENV = "WORKBENCH_RUN_ID"
 STATUSES = ("pending", "running", "completed", "failed")
 
 
@@ -253,8 +255,10 @@ class _StopAndFault(Callback):
 def _prepare(config: TrainConfig, db, resume: str | None) -> tuple[str, Path | None]:
     """Create a new run folder (or check a resumable one); return (run_id, checkpoint)."""
     if resume is None:
-        run_id = new_run_id(config)
+        run_id = os.environ.get(RUN_ID_ENV) or new_run_id(config)
         folder = run_path(run_id, db)
+        if folder.exists():
+            raise RunError(f"run {run_id!r} already exists; resume it or choose another id")
         (folder / "checkpoints").mkdir(parents=True)
         (folder / "logs").mkdir()
         write_json_atomic(folder / "config.json", config.to_dict())
@@ -271,12 +275,31 @@ def _prepare(config: TrainConfig, db, resume: str | None) -> tuple[str, Path | N
     return resume, ckpt
 
 
+def is_rank_zero() -> bool:
+    """True unless this process is a non-zero rank of a distributed (DDP) run."""
+    return all(int(os.environ.get(k, "0") or 0) == 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
+class _NoLock:
+    """The active-run lock of a non-zero DDP rank: rank 0 holds the real one."""
+
+    def release(self) -> None:
+        pass
+
+
 def _start(config: TrainConfig | None, db, resume: str | None, **job_kw):
     """Acquire the active-run lock and prepare the job; the caller must run or release."""
     if resume is not None:
         config = load_run_config(resume, db)
     if config is None:
         raise RunError("start a run with a config or resume=RUN_ID")
+    if not is_rank_zero():  # a DDP worker joins the run that rank 0 created
+        run_id = resume or os.environ.get(RUN_ID_ENV)
+        if not run_id:
+            raise RunError(f"a non-zero DDP rank needs ${RUN_ID_ENV} (rank 0 sets it for the "
+                           "processes it launches; set it on every node for multi-node runs)")
+        ckpt = run_path(run_id, db) / "checkpoints" / "last.ckpt" if resume else None
+        return _NoLock(), _Job(run_id, config, db, ckpt, **job_kw)
     lock = ActiveRunLock(db)
     lock.acquire(resume or "(starting)")
     try:
