@@ -114,3 +114,37 @@ def test_execute_request_over_the_kernel_websocket_is_refused(voila_base):
                                                               "stream", "error")]
     assert any(m.get("msg_type") == "kernel_info_reply" for m in allowed)
     assert not marker.exists()
+
+
+def test_workbench_dashboard_command_serves_and_stops_with_its_server(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.ui.voila_server import free_port, wait_http
+
+    port = free_port()
+    env = dict(os.environ, WORKBENCH_DB=str(tmp_path / "wb.duckdb"))
+    proc = subprocess.Popen([sys.executable, "-c", "from workbench.cli import main; main()",
+                             "dashboard", "--port", str(port)], env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/", proc)
+        with pytest.raises(urllib.error.HTTPError):  # only the explicit list is served
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/voila/render/02_train.ipynb",
+                                   timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # the Voila child went down with the command
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+            except OSError:
+                break
+            time.sleep(0.3)
+        else:
+            pytest.fail("voila still answers after `workbench dashboard` was stopped")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -121,12 +121,16 @@ def stop(proc: subprocess.Popen, serving_dir: Path | None = None, grace: float =
 
 def serve(port: int = 8866, timeout: int = EXECUTOR_TIMEOUT) -> int:
     """Run the dashboard in the foreground until interrupted; return the server's exit status."""
+    def _terminate(signum, frame):  # SIGTERM: leave through ``finally`` so Voila stops too
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _terminate)
     proc, serving_dir = launch(port, timeout=timeout, log_file=sys.stderr)
     print(f"workbench dashboard: http://{HOST}:{port}/ (serving {', '.join(DASHBOARD_NOTEBOOKS)})",
           flush=True)
     try:
         return proc.wait()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         return 0
     finally:
         stop(proc, serving_dir)
