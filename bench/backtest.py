@@ -20,18 +20,21 @@ Run: ``.venv/bin/python bench/backtest.py [--candles N] [--bt-candles N] [--quic
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from workbench.backtest.signals import sma_cross_signals
 from workbench.backtest.simulate import SimConfig, simulate, target_direction
-from workbench.paths import DATA_DIR, REPORTS_DIR
+from workbench.paths import DATA_DIR
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import write_report  # noqa: E402
 
 UNITS, CASH, FEE = 2.0, 10_000_000.0, 0.001
 
@@ -199,19 +202,14 @@ def main() -> dict:
     if args.quick:
         args.candles, args.bt_candles, args.model_windows, args.repeats = 100_000, 5_000, 512, 3
     data = tiled_eth(args.candles)
-    report = {"benchmark": "backtest", "series": "ETH/USDT 1m tiled",
-              "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                          "loadavg_start": os.getloadavg()},
+    report = {"series": "ETH/USDT 1m tiled", "load_avg_1m_start": os.getloadavg()[0],
               "simulation": bench_simulation(data, args.repeats),
               "backtesting_py": bench_backtesting_py(data, args.bt_candles)}
     try:
         report["model_backtest"] = bench_model(args.model_windows, chunk=512)
     except ImportError as exc:
         report["model_backtest"] = {"skipped": f"model handle not available: {exc}"}
-    report["machine"]["loadavg_end"] = os.getloadavg()
-    out = REPORTS_DIR / "bench" / "backtest.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    report = write_report("backtest", report)
     _print(report)
     return report
 
