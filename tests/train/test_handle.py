@@ -104,4 +104,5 @@ def test_fit_trains_the_handles_model_through_its_lock(db, eth_slice):
     assert record["status"] == "completed" and steps > 0
     # one published snapshot per optimizer step, and one of the final (best) weights
     assert handle.version == steps + 1
-    assert handle.lock.stats()["acquisitions"] == steps + 1
+    # every step, the early-stopping restore of the best weights and the final publish
+    assert handle.lock.stats()["acquisitions"] == steps + 2

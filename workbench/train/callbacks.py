@@ -132,9 +132,9 @@ class JsonMetricsLogger(Checkpoint):
 class RestoringEarlyStopping(EarlyStopping):
     """Lightning's EarlyStopping that can restore the best weights when training ends."""
 
-    def __init__(self, *args, restore_best: bool = True, **kwargs):
+    def __init__(self, *args, restore_best: bool = True, lock=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.restore_best = restore_best
+        self.restore_best, self.lock = restore_best, lock
         self.best_state: dict | None = None
         self.best_epoch: int | None = None
 
@@ -147,7 +147,11 @@ class RestoringEarlyStopping(EarlyStopping):
 
     def on_train_end(self, trainer, pl_module) -> None:
         if self.restore_best and self.best_state is not None:
-            pl_module.load_state_dict(self.best_state)
+            if self.lock is None:
+                pl_module.load_state_dict(self.best_state)
+                return
+            with self.lock.hold("restore_best_weights", "early_stopping"):  # weights change
+                pl_module.load_state_dict(self.best_state)
 
 
 class TrainingLockCallback(Callback):
@@ -223,7 +227,8 @@ def build_callbacks(config, run_dir: Path, *, lock=None, publish=None, session: 
     es = cb.early_stopping
     if es.enabled:
         out.append(RestoringEarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience,
-                                          min_delta=es.min_delta, restore_best=es.restore_best))
+                                          min_delta=es.min_delta, restore_best=es.restore_best,
+                                          lock=lock))
     if cb.tensorboard:
         out.append(LearningRateMonitor(logging_interval="epoch"))
     if cb.progress:

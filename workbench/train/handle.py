@@ -30,7 +30,7 @@ from workbench.features.windows import N_FEATURES
 from workbench.live.lock import TrainingLock
 from workbench.train.checkpoints import load_checkpoint
 from workbench.train.models import build_model
-from workbench.train.module import combined_loss
+from workbench.train.module import build_optimizer, combined_loss
 
 
 @dataclass(frozen=True)
@@ -74,13 +74,6 @@ def _frozen_copy(model: nn.Module) -> nn.Module:
     return out
 
 
-def _optimizer(model: nn.Module, training_cfg) -> torch.optim.Optimizer:
-    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
-           "sgd": torch.optim.SGD}[training_cfg.optimizer]
-    return cls(model.parameters(), lr=training_cfg.learning_rate,
-               weight_decay=training_cfg.weight_decay)
-
-
 class ModelHandle:
     """A trainable model with a lock and a published, immutable inference snapshot.
 
@@ -97,7 +90,7 @@ class ModelHandle:
         self.model, self.config, self.run_id = model, config, run_id
         self.model_type, self.window = config.model.type, config.model.window
         self.lock = lock or TrainingLock(run_id or f"fresh {self.model_type}")
-        self.optimizer = _optimizer(model, config.training)
+        self.optimizer = build_optimizer(model, config.training)
         self._publish_guard = threading.Lock()
         self._snapshot = _Snapshot(0, _frozen_copy(model))
         self._step_guard = threading.Lock()

@@ -66,6 +66,14 @@ def combined_loss(logits, candle_pred, actions, candles, action_weight: float,
             + candle_weight * F.mse_loss(candle_pred.float(), candles))
 
 
+def build_optimizer(model: nn.Module, training_cfg) -> torch.optim.Optimizer:
+    """Return the optimizer named by ``training.optimizer`` over ``model``'s parameters."""
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+           "sgd": torch.optim.SGD}[training_cfg.optimizer]
+    return cls(model.parameters(), lr=training_cfg.learning_rate,
+               weight_decay=training_cfg.weight_decay)
+
+
 def collect_rng_states() -> dict:
     """Return the torch, numpy and Python RNG states as checkpoint-safe values."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
@@ -148,10 +156,7 @@ class ForecastModule(L.LightningModule):
     def configure_optimizers(self):
         from workbench.train.callbacks import build_scheduler
 
-        t = self.config.training
-        cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
-               "sgd": torch.optim.SGD}[t.optimizer]
-        optimizer = cls(self.model.parameters(), lr=t.learning_rate, weight_decay=t.weight_decay)
+        optimizer = build_optimizer(self.model, self.config.training)
         scheduler = build_scheduler(optimizer, self.config)
         if scheduler is None:
             return optimizer
