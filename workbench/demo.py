@@ -13,6 +13,7 @@ from workbench.data.store import Store
 from workbench.paths import REPORTS_DIR
 
 ETH = ("ETH/USDT", "1m")
+_STATE: dict = {}  # what later steps need from earlier ones (the trained run id)
 
 
 def _step(title: str, fn: Callable[[Store], None], store: Store) -> None:
@@ -41,9 +42,17 @@ def overview(store: Store) -> None:
     print(f"   wrote {path}")
 
 
+def train_quick(store: Store) -> None:
+    """Train the quick transformer on ETH/USDT 1m; print its run id and best metrics."""
+    from workbench.train import quick_demo
+
+    _STATE["run_id"] = quick_demo(store)["run_id"]
+
+
 STEPS: list[tuple[str, Callable[[Store], None]]] = [
     ("Ingest the shipped data", ingest),
     ("Overview chart with confirmed pivots", overview),
+    ("Train the quick transformer (configs/transformer.yaml --quick)", train_quick),
 ]
 
 
