@@ -13,7 +13,8 @@ from workbench.backtest.simulate import SimConfig, simulate
 from workbench.errors import NotFoundError, ParameterError
 from workbench.features.windows import gather_windows
 from workbench.live.modes import TrainingMode
-from workbench.live.session import LiveSession, PnLTracker, SessionConfig, parse_speed
+from workbench.live.pnl import PnLTracker
+from workbench.live.session import LiveSession, SessionConfig, parse_speed
 
 from ._live_helpers import tiny_handle
 
@@ -177,3 +178,24 @@ def test_pnl_tracking_equals_the_backtest_simulator(eth_slice, sim):
     ref = simulate(o, c, signal, sim)
     assert np.allclose(live, ref.equity, rtol=1e-12, atol=0)
     assert tracker.fills == ref.fill_idx.shape[0]
+
+
+def test_a_push_feed_drives_a_session_candle_by_candle(tmp_store, eth_slice):
+    from workbench.live.feed import PushFeed
+
+    tmp_store.replace_series(ETH, TF, eth_slice.head(200))
+    feed = PushFeed.from_store(tmp_store, ETH, TF, history=100)
+    handle = tiny_handle()
+    session = LiveSession(handle, tmp_store, ETH, TF, TrainingMode.EVERY_CANDLE, feed=feed)
+    for row in eth_slice.slice(200, 20).iter_rows(named=True):
+        feed.push(row)
+    stats = session.stats()
+    assert stats["predictions"] == 20 and stats["per_candle"] == 19 == handle.version
+    assert session.snapshot()["ghost"][0] == int(eth_slice["ts"][219]) + MINUTE
+    assert tmp_store.last_ts(ETH, TF) == int(eth_slice["ts"][219])
+    with pytest.raises(ParameterError, match="push feed, which cannot pause"):
+        session.pause()
+    session.stop()
+    feed.push(eth_slice.row(220, named=True))
+    assert session.stats()["predictions"] == 20  # a stopped session no longer listens
+    assert stats["errors"] == 0

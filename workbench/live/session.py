@@ -49,6 +49,7 @@ from workbench.live.coordinator import InferenceTrainingCoordinator
 from workbench.live.events import SubscriberErrors, describe
 from workbench.live.feed import ReplayFeed
 from workbench.live.modes import TrainingMode
+from workbench.live.pnl import PnLTracker
 from workbench.live.strategy import StrategyConfig, TrainingStrategyManager
 from workbench.live.subscribers import TrainingEventSubscriber
 
@@ -102,55 +103,6 @@ class SessionConfig:
         return self.strategy or StrategyConfig(pivot_strength=self.pivot_strength)
 
 
-class PnLTracker:
-    """Incremental twin of :func:`workbench.backtest.simulate.simulate` for one live session.
-
-    Feed :meth:`on_bar` each closed candle with its signal; the equity after each call equals the
-    simulator's equity at that bar for the same signals (fixed size; fraction sizing without
-    slippage), which the tests check.
-    """
-
-    def __init__(self, config: SimConfig | None = None):
-        self.cfg = config or SimConfig()
-        self.cash, self.units, self.held = self.cfg.cash, 0.0, 0
-        self.target, self.fills, self.fees = 0, 0, 0.0
-        self.equity = self.cfg.cash
-
-    def _fill(self, direction: int, price: float) -> None:
-        cfg = self.cfg
-        if cfg.size_mode == "fixed":
-            units = direction * float(cfg.size)
-        else:
-            exit_px = price * (1.0 - cfg.slippage * self.held)
-            flat = self.cash + self.units * exit_px - cfg.fee * abs(self.units) * exit_px
-            entry = price * (1.0 + cfg.slippage * direction)
-            units = direction * cfg.size * flat / (entry * (1.0 + cfg.fee))
-        traded = units - self.units
-        px = price * (1.0 + cfg.slippage * np.sign(traded))
-        fee = cfg.fee * abs(traded) * px
-        self.cash += -traded * px - fee
-        self.units, self.held = units, direction
-        self.fills += 1
-        self.fees += fee
-
-    def on_bar(self, open_: float, close: float, signal: int) -> float:
-        """Process one closed bar and the signal decided at its close; return the equity."""
-        next_open = self.cfg.fill == "next_open"
-        if next_open and self.target != self.held:
-            self._fill(self.target, open_)
-        if signal:
-            self.target = max(signal, 0) if self.cfg.long_only else int(signal)
-        if not next_open and self.target != self.held:
-            self._fill(self.target, close)
-        self.equity = self.cash + self.units * close
-        return self.equity
-
-    def summary(self) -> dict:
-        """Equity, return, fills, fees and the position held."""
-        return {"equity": self.equity, "return_pct": (self.equity / self.cfg.cash - 1.0) * 100,
-                "fills": self.fills, "fees": self.fees, "position": self.units}
-
-
 @dataclass(slots=True)
 class TrainingRecord:
     """One training step of a session: when, why, on which frames, with which labels."""
@@ -177,7 +129,8 @@ class LiveSession(TrainingEventSubscriber):
     config : everything else (:class:`SessionConfig`).
     on_update : optional ``callback(session, info)`` after every closed candle (see
         :meth:`add_update_hook`).
-    feed : an existing feed of the series (e.g. a ``PushFeed``) instead of a replay of the store.
+    feed : an existing feed of the series (e.g. a ``PushFeed``, whose ``push`` then drives the
+        session) instead of a replay of the store; ``start``/``end``/``speed`` are then unused.
 
     Raises
     ------
@@ -200,12 +153,12 @@ class LiveSession(TrainingEventSubscriber):
         self.series: SeriesArrays = self.feed.series
         self.training_strategy.warm_up(*self._history_arrays())
         self.coordinator = InferenceTrainingCoordinator(self.feed, ledger=self._ledger())
+        self._init_state(on_update)
         self._subs = [
             self.coordinator.subscribe(self, symbol, timeframe,
                                        self.training_strategy.pivot_types,
                                        pivots=self.training_strategy.pivot_types != ()),
             self.feed.subscribe_candle_completion(self._on_close, symbol, timeframe)]
-        self._init_state(on_update)
 
     # -- construction helpers ------------------------------------------------------------------
     def _replay_feed(self, start, end) -> ReplayFeed:
@@ -435,17 +388,29 @@ class LiveSession(TrainingEventSubscriber):
         self._thread.start()
         return self
 
+    def _replay_control(self, name: str):
+        control = getattr(self.feed, name, None)
+        if control is None:
+            raise ParameterError(f"session {self.session_id} follows a push feed, which cannot "
+                                 f"{name}; stop() the session instead")
+        return control
+
     def pause(self) -> None:
-        """Pause after the candle being processed."""
-        self.feed.pause()
+        """Pause a replay after the candle being processed."""
+        self._replay_control("pause")()
 
     def resume(self) -> None:
-        """Resume a paused session."""
-        self.feed.resume()
+        """Resume a paused replay."""
+        self._replay_control("resume")()
 
     def stop(self, wait: bool = True, timeout: float | None = 30.0) -> dict:
-        """Stop after the candle being processed (also wakes a paused session); return stats."""
-        self.feed.stop()
+        """Stop after the candle being processed (also wakes a paused session); return stats.
+
+        A push-fed session unsubscribes from its feed: later pushes are stored but not seen.
+        """
+        stop = getattr(self.feed, "stop", None)
+        if stop is not None:
+            stop()
         if wait and self._thread is not None:
             self._thread.join(timeout)
         if self._thread is None:

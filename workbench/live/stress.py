@@ -152,7 +152,8 @@ def _inference_thread(handle, windows: np.ndarray, deadline: float, out: dict):
             record = _record_of(handle, pred.model_version)
             if record is None or not (np.array_equal(record[1], pred.action_probs)
                                       and np.array_equal(record[2], pred.candle)):
-                diff = None if record is None else float(np.abs(record[1] - pred.action_probs).max())
+                diff = (None if record is None
+                        else float(np.abs(record[1] - pred.action_probs).max()))
                 out["probe_mismatches"].append(f"version {pred.model_version} (max diff {diff})")
 
 
