@@ -140,3 +140,15 @@ def test_a_failing_run_is_recorded_failed_and_releases_the_lock(db):
         train(resume="20990101-000000-transformer-000000")
     assert train(config_from_dict(tiny_dict(db, training={"num_epochs": 1})))["status"] \
         == "completed"
+
+
+def test_stop_ends_a_background_run_early_as_completed(db):
+    cfg = config_from_dict(tiny_dict(db, training={"num_epochs": 500},
+                                     callbacks={"tensorboard": False, "progress": False,
+                                                "early_stopping": {"enabled": False}}))
+    handle = start_training(cfg)
+    assert wait_for(lambda: handle.progress().get("epoch", 0) >= 1, 120)
+    handle.stop()
+    record = handle.wait(120)
+    assert record["status"] == "completed" and 1 <= record["epochs_run"] < 500
+    assert (run_path(handle.run_id) / "checkpoints" / "last.ckpt").is_file()
