@@ -49,10 +49,29 @@ def train_quick(store: Store) -> None:
     _STATE["run_id"] = quick_demo(store)["run_id"]
 
 
+def live_modes(store: Store, candles: int = 300) -> None:
+    """Replay the last ``candles`` ETH/USDT 1m candles in each training mode (issue 6)."""
+    from workbench.live.modes import TrainingMode
+    from workbench.live.session import LiveSession, SessionConfig
+    from workbench.train.handle import load_model
+
+    ts = store.read_ohlcv(*ETH, store.last_ts(*ETH) - candles * 60_000)["ts"].to_list()
+    labels = {ts[len(ts) // 3]: "BUY", ts[2 * len(ts) // 3]: "SELL"}  # mode manual's clicks
+    for mode in TrainingMode:
+        session = LiveSession(load_model(_STATE["run_id"]), store, *ETH, mode, ts[0], ts[-1],
+                              config=SessionConfig(manual_labels=labels))
+        st = session.run()
+        print(f"   {mode.value:12} candles={st['candles']} predictions={st['predictions']} "
+              f"steps={st['training_steps']} lock_waits={st['lock_waits']} "
+              f"signals={st['signals']} return={st['pnl']['return_pct']:+.3f}% "
+              f"errors={st['errors']} ({st['candles_per_s']} candles/s)")
+
+
 STEPS: list[tuple[str, Callable[[Store], None]]] = [
     ("Ingest the shipped data", ingest),
     ("Overview chart with confirmed pivots", overview),
     ("Train the quick transformer (configs/transformer.yaml --quick)", train_quick),
+    ("Live sessions in each training mode", live_modes),
 ]
 
 

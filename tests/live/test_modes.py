@@ -4,10 +4,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
 
+from workbench.data.store import ACTIONS
 from workbench.errors import ParameterError
 from workbench.features.pivots import detect_pivots
 from workbench.live.modes import TrainingMode
@@ -102,14 +102,8 @@ def _expected_every_candle(session, strength):
         now = int(ts[c]) + MINUTE  # the close that reveals the frame ending at c - 1
         known = pivots.filter((pl.col("ts") == int(ts[c - 1])) & (pl.col("confirmed_ts") <= now))
         kinds = {k[-1] for k in known["pivot_type"].to_list()}
-        move = move_action((close[c] / close[c - 1] - 1.0) * 100.0)
-        action = {"BUY": 0, "SELL": 1, "HOLD": 2}
-        if kinds == {"H"}:
-            label = "SELL"
-        elif kinds == {"L"}:
-            label = "BUY"
-        else:
-            label = [a for a, i in action.items() if i == move][0]
+        move = ACTIONS[move_action((close[c] / close[c - 1] - 1.0) * 100.0)]
+        label = {frozenset("H"): "SELL", frozenset("L"): "BUY"}.get(frozenset(kinds), move)
         out.append((now, (int(ts[c - 1]),), (label,)))
     return out
 
