@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -18,7 +19,7 @@ def _train(db, *args):
 
 
 def _meta(payload: dict) -> dict:
-    return json.loads((__import__("pathlib").Path(payload["run_dir"]) / "metadata.json").read_text())
+    return json.loads((Path(payload["run_dir"]) / "metadata.json").read_text())
 
 
 def test_every_flag_reaches_the_run(eth_store, tmp_path):
@@ -39,7 +40,8 @@ def test_every_flag_reaches_the_run(eth_store, tmp_path):
     assert meta["features"] == ["open", "high", "low", "close", "volume", "fear_greed"]
     assert meta["metrics"]["epochs_run"] == 2
     assert payload["stages_run"]["plots"] is False and payload["stages_run"]["onnx"] is False
-    assert meta["precision"]["requested_mixed"] is False and meta["precision"]["policy"] == "float32"
+    precision = meta["precision"]
+    assert precision["requested_mixed"] is False and precision["policy"] == "float32"
     assert "[plots] skipped (--skip-plots)" in res.stderr  # progress on stderr with --json
     assert "cache rebuilt (--force-refresh)" in res.stderr
 
@@ -53,7 +55,7 @@ def test_human_output_and_defaults(eth_store):
         assert f"[{stage}] " in out
     assert "cache built (miss)" in out and "completed in" in out
     run_dir = out.strip().splitlines()[-1].split("artifacts in ")[1]
-    meta = json.loads((__import__("pathlib").Path(run_dir) / "metadata.json").read_text())
+    meta = json.loads((Path(run_dir) / "metadata.json").read_text())
     assert meta["config"]["mixed_precision"] is True and meta["config"]["force_refresh"] is False
     assert meta["diagnostics"] == {"plots": True, "robustness": True, "onnx": True}
 
@@ -76,7 +78,7 @@ def test_shipped_eth_1h_three_epochs_then_cache_reuse_then_force_refresh(eth_ful
     res = _train(eth_full_store.path, *base, "--epochs", "3", "--json")
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
-    run_dir = __import__("pathlib").Path(payload["run_dir"])
+    run_dir = Path(payload["run_dir"])
     for name in ("model.keras", "model.onnx", "metadata.json", "run.json", "scaler.json",
                  "plots/predictions.png", "plots/loss.png"):
         assert (run_dir / name).is_file(), name

@@ -42,7 +42,7 @@ class MinMaxScaler:
         return span if span > 0 else 1.0
 
     def transform(self, frame: pl.DataFrame) -> np.ndarray:
-        """Return the scaled columns of ``frame`` as a float32 (T, F) matrix (computed in polars)."""
+        """Return the scaled columns of ``frame`` as a float32 (T, F) matrix (scaled in polars)."""
         scaled = frame.select(*[((pl.col(c) - self.mins[i]) / self._span(i)).cast(pl.Float32)
                                 for i, c in enumerate(self.columns)])
         return scaled.to_numpy().astype(np.float32, copy=False)

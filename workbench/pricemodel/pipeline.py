@@ -166,7 +166,7 @@ def _train(config: TrainingConfig, fm, train_ds, val_ds, run_dir: Path, log: Log
                                         len(fm.columns), settings, config.units)
     history = runner.fit(model, train_ds, val_ds, settings,
                          runner.make_callbacks(run_dir, settings, log))
-    return model, history
+    return runner.for_inference(model), history
 
 
 def _diagnose(clock: StageClock, config: TrainingConfig, model, fm, windows, history,

@@ -10,6 +10,7 @@ ReduceLROnPlateau, TensorBoard, plus :class:`EpochLogger` for one log line per e
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -103,11 +104,15 @@ def _epoch_logger_class():
             super().__init__()
             self._log = log
 
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t0 = time.perf_counter()
+
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
             self._log(f"epoch {epoch + 1}: loss {logs.get('loss', float('nan')):.6f} "
-                      f"val_loss {logs.get('val_loss', float('nan')):.6f} lr {lr:.2e}")
+                      f"val_loss {logs.get('val_loss', float('nan')):.6f} lr {lr:.2e} "
+                      f"({time.perf_counter() - self._t0:.2f} s)")
 
     return EpochLogger
 
@@ -167,6 +172,18 @@ def build_compiled_model(model_type: str, sequence_length: int, n_features: int,
     model = get_model_builder(model_type)(sequence_length, n_features, units)
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss="mse",
                   metrics=["mae"], jit_compile=settings.jit_compile)
+    return model
+
+
+def for_inference(model):
+    """Switch a trained model's predict path to plain graph mode and return it.
+
+    XLA pays off over many identical train steps; evaluation, robustness and the ONNX parity
+    check predict a few hundred windows once, where recompiling with XLA for each new batch shape
+    costs seconds (measured ~4 s on 2 cores) and saves nothing.
+    """
+    model.jit_compile = False
+    model.predict_function = None
     return model
 
 
