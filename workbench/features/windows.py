@@ -60,22 +60,48 @@ def window_view(features: np.ndarray, n: int) -> np.ndarray:
     return sliding_window_view(features, (n, features.shape[1]))[:, 0]
 
 
+def _window_stats(raw: np.ndarray) -> np.ndarray:
+    """Return float32 (B, 6): price mean/std, volume mean/std, then 0 and 1, per raw window.
+
+    The statistics are reduced in float64 along contiguous rows of a (B, 2, n) block, so a
+    window gets the same bits whether it is normalised alone or inside any batch. The trailing
+    0 and 1 let the derived columns pass through ``(x - 0) / 1`` exactly unchanged.
+    """
+    b, n = raw.shape[0], raw.shape[1]
+    cv = np.ascontiguousarray(raw[:, :, 3:5].transpose(0, 2, 1), dtype=np.float64)
+    mean = np.add.reduce(cv, axis=2) / n
+    dev = cv - mean[:, :, None]
+    np.multiply(dev, dev, out=dev)
+    std = np.sqrt(np.add.reduce(dev, axis=2) / n)
+    std += _EPS
+    out = np.empty((b, 6), dtype=np.float32)
+    out[:, 0:4:2] = mean
+    out[:, 1:4:2] = std
+    out[:, 4] = 0.0
+    out[:, 5] = 1.0
+    return out
+
+
+# per feature column: which of the six stats it subtracts / divides by
+_SUB = np.array([0, 0, 0, 0, 2, 4, 4, 4])
+_DIV = np.array([1, 1, 1, 1, 3, 5, 5, 5])
+
+
 def normalize_windows(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Normalise a (B, n, F) batch of raw windows, each with its own statistics.
+
+    Price columns use the window's close mean/std, volume its own mean/std; the derived columns
+    are left as they are. A window's result does not depend on the batch it is in.
 
     Returns
     -------
     (windows, norm_params) : float32 (B, n, F) and float32 (B, 4) in :data:`NORM_PARAMS` order.
     """
     raw = np.asarray(raw, dtype=np.float32)
-    close = raw[:, :, 3].astype(np.float64)
-    vol = raw[:, :, 4].astype(np.float64)
-    params = np.stack([close.mean(axis=1), close.std(axis=1) + _EPS,
-                       vol.mean(axis=1), vol.std(axis=1) + _EPS], axis=1).astype(np.float32)
-    out = raw.copy()
-    out[:, :, 0:4] = (raw[:, :, 0:4] - params[:, None, 0:1]) / params[:, None, 1:2]
-    out[:, :, 4] = (raw[:, :, 4] - params[:, None, 2]) / params[:, None, 3]
-    return out, params
+    stats = _window_stats(raw)
+    out = np.subtract(raw, stats[:, None, _SUB])
+    np.divide(out, stats[:, None, _DIV], out=out)
+    return out, stats[:, :4].copy()
 
 
 def gather_windows(features: np.ndarray, end_idx, n: int) -> tuple[np.ndarray, np.ndarray]:

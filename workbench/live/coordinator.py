@@ -33,11 +33,10 @@ import numpy as np
 from workbench.data.store import ACTIONS
 from workbench.data.timeframes import is_calendar, timeframe_ms
 from workbench.errors import LookaheadError, NotFoundError, ParameterError
-from workbench.features.windows import SeriesArrays
+from workbench.features.windows import SeriesArrays, normalize_windows
 from workbench.live.events import (CandleCompletionEvent, PivotEvent, SubscriberErrors,
                                    describe)
 
-_EPS = 1e-8  # as workbench.features.windows._EPS: rebuilt windows must be bit-identical
 _MATCHED = 1
 _PIVOT_TYPES = [f"L{level}{kind}" for level in range(1, 10) for kind in "HL"]
 _PIVOT_CODE = {t: i + 1 for i, t in enumerate(_PIVOT_TYPES)}  # 0 = no pivot
@@ -505,7 +504,7 @@ class InferenceTrainingCoordinator:
 
     def norm_params(self, end_row: int, window: int) -> np.ndarray:
         """Return float32 (4,) normalisation parameters of the window ending at ``end_row``."""
-        return _window_stats(self.series.features[end_row - window + 1: end_row + 1])[:4]
+        return normalize_window(self.series.features[end_row - window + 1: end_row + 1])[1][0]
 
     def window_rows(self, ref: InferenceFrameReference) -> tuple[int, int]:
         """Return the first and last series row of the frame's window."""
@@ -550,45 +549,6 @@ def _action_index(action) -> int:
         raise ParameterError(f"predicted_action {action!r} is not one of {ACTIONS}") from None
 
 
-def _window_stats(raw: np.ndarray) -> np.ndarray:
-    """float32 (6,) price mean/std, volume mean/std, then 0 and 1, of one (N, 8) raw window.
-
-    The first four are the window's ``norm_params``, computed with the same float64 operations,
-    in the same order and memory layout, as :func:`workbench.features.windows.normalize_windows`
-    (a C-ordered (2, N) block reduced along its rows: sum, divide, squared deviations, sum,
-    divide, sqrt), hence bit-identical; the tests check it over the real series. The trailing
-    0 and 1 let :func:`normalize_window` leave the derived columns unchanged.
-    """
-    n = raw.shape[0]
-    cv = np.array(raw[:, 3:5].T, dtype=np.float64, order="C")  # rows: close, volume
-    mean = np.add.reduce(cv, axis=1) / n
-    dev = cv - mean[:, None]
-    np.multiply(dev, dev, out=dev)
-    std = np.sqrt(np.add.reduce(dev, axis=1) / n)
-    std += _EPS
-    out = np.empty(6, dtype=np.float32)
-    out[0:4:2] = mean
-    out[1:4:2] = std
-    out[4:] = (0.0, 1.0)
-    return out
-
-
 def normalize_window(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Normalise one raw (N, 8) window like ``normalize_windows(raw[None])``, bit for bit.
-
-    Returns float32 (1, N, 8) windows and float32 (1, 4) params. Faster than the batched form
-    for one window: no sliding view, and one float32 subtract and one divide over the whole
-    contiguous block with per-column vectors; the derived columns get ``x - 0`` and ``x / 1``,
-    which IEEE arithmetic leaves exactly unchanged.
-    """
-    p = _window_stats(raw)
-    out = np.empty((1, *raw.shape), dtype=np.float32)
-    o = out[0]
-    np.subtract(raw, p[_SUB], out=o)
-    np.divide(o, p[_DIV], out=o)
-    return out, p[None, :4]
-
-
-# per feature column: which stat to subtract / divide by (4 -> 0.0, 5 -> 1.0)
-_SUB = np.array([0, 0, 0, 0, 2, 4, 4, 4])
-_DIV = np.array([1, 1, 1, 1, 3, 5, 5, 5])
+    """Normalise one raw (N, 8) window exactly as the model saw it: (1, N, 8) and (1, 4)."""
+    return normalize_windows(raw[None])
