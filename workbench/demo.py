@@ -67,11 +67,50 @@ def live_modes(store: Store, candles: int = 300) -> None:
               f"errors={st['errors']} ({st['candles_per_s']} candles/s)")
 
 
+def backtest(store: Store, days: int = 3) -> None:
+    """Backtest the quick model over the last ``days`` of ETH/USDT 1m (the visible range)."""
+    from workbench.backtest.engine import BacktestConfig, run_backtest
+
+    end = store.last_ts(*ETH)
+    result = run_backtest(BacktestConfig(*ETH, start=end - days * 86_400_000, end=end,
+                                         model=_STATE["run_id"]), store=store)
+    st = result.stats
+    _STATE["backtest"] = st
+    print(f"   backtest {result.backtest_id}: trades={st['n_trades']} win_rate={st['win_rate']:.3f} "
+          f"return={st['return_pct']:+.4%} max_drawdown={st['max_drawdown']:.4%} "
+          f"sharpe={st['sharpe']:.2f} exposure={st['exposure']:.3f}")
+
+
+def notebooks(store: Store) -> None:
+    """Run the CI-profile notebook suite through papermill into reports/<date>/."""
+    from workbench.ui.notebooks import run_suite
+
+    result = run_suite(profile="ci", env={"WORKBENCH_DB": str(store.path)},
+                       log=lambda line: print(f"   {line}", flush=True))
+    _STATE["suite"] = result
+    if not result.ok:
+        failed = [r.name for r in result.results if not r.ok]
+        raise SystemExit(f"notebooks failed: {failed}; see {result.index}")
+
+
+def headline(store: Store) -> None:
+    """Print where the reports are and the headline numbers each notebook recorded."""
+    suite = _STATE["suite"]
+    print(f"   reports index: {suite.index}")
+    for r in suite.results:
+        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in r.records.items() if not isinstance(v, (dict, list)))
+        print(f"   {r.name:18} {r.seconds:5.1f} s  {shown}")
+
+
 STEPS: list[tuple[str, Callable[[Store], None]]] = [
     ("Ingest the shipped data", ingest),
     ("Overview chart with confirmed pivots", overview),
     ("Train the quick transformer (configs/transformer.yaml --quick)", train_quick),
     ("Live sessions in each training mode", live_modes),
+    ("Backtest the visible range (last 3 days)", backtest),
+    ("Notebook suite through papermill (CI profile)", notebooks),
+    ("Headline numbers", headline),
 ]
 
 
