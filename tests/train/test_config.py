@@ -41,6 +41,10 @@ def test_override_values_are_yaml_scalars():
     ({"model": {"d_model": 30, "n_heads": 4}}, "model.d_model", "divisible"),
     ({"data": {"val_fraction": 0.7}}, "data.val_fraction", "(0, 0.5)"),
     ({"data": {"labels": "oracle"}}, "data.labels", "one of"),
+    ({"data": {"labels": ["manual", "oracle"]}}, "data.labels", "unknown source 'oracle'"),
+    ({"data": {"labels": []}}, "data.labels", "the list is empty"),
+    ({"data": {"labels": ["rule", "rule"]}}, "data.labels", "twice"),
+    ({"data": {"labels": ["rule", 3]}}, "data.labels", "wrong type"),
     ({"callbacks": {"lr_scheduler": {"scheduler": "warmup"}}},
      "callbacks.lr_scheduler.scheduler", "one of"),
     ({"training": "fast"}, "training", "mapping"),
@@ -70,3 +74,10 @@ def test_bad_override_and_file_errors_name_the_source(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_labels_take_one_source_or_a_list_in_precedence_order():
+    assert config_from_dict({"data": {"labels": "pivot"}}).data.label_sources == ("pivot",)
+    cfg = load_config(None, ["data.labels=[rule, manual, pivot]"])
+    assert cfg.data.labels == ["rule", "manual", "pivot"]  # kept as written in config.json
+    assert cfg.data.label_sources == ("manual", "pivot", "rule")

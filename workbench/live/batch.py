@@ -5,8 +5,10 @@ torch engine (:func:`workbench.train.runs.start_training`): the run gets its own
 artifact (``run.json``, ``config.json``, metrics, checkpoints, logs), every training batch holds the
 handle's :class:`~workbench.live.lock.TrainingLock` (the engine's lock-taking callback) and
 publishes a new snapshot, so live sessions on the same handle keep predicting and training while
-it runs. The label source is the engine's ``data.labels``: ``rule`` or ``pivot`` (derived and
-written back as annotations) or ``manual`` (the annotations a person made).
+it runs. The labels are the engine's ``data.labels``; "Train Model" takes all three sources by
+default (issue 6: "all annotations for the chosen range"): ``manual`` (what a person annotated),
+``pivot`` and ``rule`` (derived and written back as annotations), merged with the precedence
+manual > pivot > rule (:mod:`workbench.train.labels`).
 
 Why the engine trains a *working copy*: Lightning also touches the model between batches, outside
 any lock (``model.to(device)`` at fit and test start, ``zero_grad()`` before every validation,
@@ -72,9 +74,15 @@ class SyncedLock:
         return getattr(self._lock, name)
 
 
+#: "Train Model" trains on every annotation of the range (issue 6)
+ALL_LABELS = ("manual", "pivot", "rule")
+
+
 def batch_config(handle, store, symbol: str, timeframe: str, start=None, end=None, *,
-                 labels: str = "rule", overrides: dict | None = None):
-    """Return the handle's config retargeted at a series, range and label source.
+                 labels=ALL_LABELS, overrides: dict | None = None):
+    """Return the handle's config retargeted at a series, range and label sources.
+
+    ``labels`` is one source or a sequence of them (``data.labels``).
 
     ``overrides`` are dotted keys (``{"training.num_epochs": 2}``); the model section stays the
     handle's, so the run trains exactly the loaded architecture. Early stopping does not restore
@@ -85,7 +93,8 @@ def batch_config(handle, store, symbol: str, timeframe: str, start=None, end=Non
     raw["callbacks"]["early_stopping"]["restore_best"] = False
     raw["data"].update(db=str(store.path), symbol=symbol, timeframe=timeframe,
                        start=None if start is None else int(start),
-                       end=None if end is None else int(end), labels=labels)
+                       end=None if end is None else int(end),
+                       labels=labels if isinstance(labels, str) else list(labels))
     for dotted, value in (overrides or {}).items():
         node = raw
         *parents, leaf = dotted.split(".")
@@ -98,8 +107,10 @@ def batch_config(handle, store, symbol: str, timeframe: str, start=None, end=Non
 
 
 def start_batch_training(handle, store, symbol: str, timeframe: str, start=None, end=None, *,
-                         labels: str = "rule", overrides: dict | None = None, db=None):
+                         labels=ALL_LABELS, overrides: dict | None = None, db=None):
     """Start "Train Model" in a background thread and return the engine's ``RunHandle``.
+
+    ``labels``: the label sources (default all three, manual > pivot > rule where they overlap).
 
     The run trains a working copy of ``handle.model`` synchronised with it under ``handle.lock``
     at every batch (see the module docstring) and publishes a snapshot after every step;

@@ -84,6 +84,32 @@ class TrainingConfig:
         return errs
 
 
+#: the label sources of ``data.labels``, highest precedence first (why: workbench/train/labels.py)
+LABEL_SOURCES = ("manual", "pivot", "rule")
+
+
+def label_sources(labels: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Return the sources named by ``data.labels`` (one name or a list) in precedence order.
+
+    >>> label_sources(["rule", "manual"])
+    ('manual', 'rule')
+    """
+    chosen = [labels] if isinstance(labels, str) else list(labels)
+    return tuple(s for s in LABEL_SOURCES if s in chosen)
+
+
+def _label_errors(labels) -> list[tuple[str, str]]:
+    chosen = [labels] if isinstance(labels, str) else list(labels)
+    allowed = f"must be one of {list(LABEL_SOURCES)} or a list of them"
+    if not chosen:
+        return [("labels", f"{allowed}; the list is empty")]
+    unknown = [s for s in chosen if s not in LABEL_SOURCES]
+    if unknown:
+        return [("labels", f"{allowed}; unknown source {unknown[0]!r}")]
+    twice = sorted({s for s in chosen if chosen.count(s) > 1})
+    return [("labels", f"lists {twice[0]!r} twice")] if twice else []
+
+
 @dataclass
 class DataConfig:
     """Which candles and labels to train on, and how to split them by time."""
@@ -93,7 +119,9 @@ class DataConfig:
     timeframe: str = "1m"
     start: int | None = None  # epoch ms, inclusive
     end: int | None = None
-    labels: str = "rule"  # pivot | rule | manual
+    # a source (manual | pivot | rule) or a list of them; where several label one candle, the
+    # precedence is LABEL_SOURCES' order whatever the list's order (workbench/train/labels.py)
+    labels: str | list[str] = "rule"
     rule_threshold: float = 0.05  # percent move of the next close (seed 000)
     pivot_strength: int = 2
     max_windows: int | None = None  # use only the most recent windows (None: all)
@@ -103,7 +131,7 @@ class DataConfig:
     shuffle: bool = True  # within the train split only
 
     def check(self) -> list[tuple[str, str]]:
-        errs = _choice(self, "labels", ("pivot", "rule", "manual"))
+        errs = _label_errors(self.labels)
         errs += _positive(self, "stride", "pivot_strength", "rule_threshold")
         if self.max_windows is not None and self.max_windows < 10:
             errs.append(("max_windows", "must be at least 10 (or null for all)"))
@@ -113,6 +141,11 @@ class DataConfig:
         if self.start is not None and self.end is not None and self.start >= self.end:
             errs.append(("start", f"must be before end={self.end}"))
         return errs
+
+    @property
+    def label_sources(self) -> tuple[str, ...]:
+        """The chosen label sources, highest precedence first (see :func:`label_sources`)."""
+        return label_sources(self.labels)
 
 
 @dataclass
@@ -234,6 +267,9 @@ def _type_ok(value, hint) -> bool:
         return any(_type_ok(value, h) for h in typing.get_args(hint))
     if hint is type(None):
         return value is None
+    if origin is list:
+        (item,) = typing.get_args(hint) or (Any,)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
     if hint is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is int:

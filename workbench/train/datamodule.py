@@ -145,7 +145,7 @@ class WindowDataModule(L.LightningDataModule):
         rows = np.zeros(arrays.length, dtype=bool)
         rows[ends] = True
         labels = build_labels(self.store, frame, c, int(splits.train[-1]) + 1, rows)
-        keep = labels.annotated
+        keep = labels.annotated  # windows whose end candle no chosen source labels are dropped
         self.splits = Splits(*(s[keep[s]] for s in (splits.train, splits.val, splits.test)))
         for name, part in zip(("train", "val", "test"), (self.splits.train, self.splits.val,
                                                          self.splits.test)):
@@ -177,9 +177,10 @@ class WindowDataModule(L.LightningDataModule):
             range(ends.shape[0]))
 
     def describe(self) -> dict:
-        """Return sizes and time ranges of the splits (recorded in run.json)."""
+        """Return sizes and time ranges of the splits and the samples' label sources (run.json)."""
         ts = self.arrays.ts
-        return {name: {"windows": int(part.shape[0]), "first_ts": int(ts[part[0]]),
-                       "last_ts": int(ts[part[-1]])}
-                for name, part in (("train", self.splits.train), ("val", self.splits.val),
-                                   ("test", self.splits.test))}
+        parts = (("train", self.splits.train), ("val", self.splits.val), ("test", self.splits.test))
+        out = {name: {"windows": int(part.shape[0]), "first_ts": int(ts[part[0]]),
+                      "last_ts": int(ts[part[-1]])} for name, part in parts}
+        out["labels"] = self.labels.counts(np.concatenate([part for _, part in parts]))
+        return out

@@ -1,20 +1,36 @@
 """Action labels for training, kept in the store's ``annotations`` table.
 
-Three sources, chosen by ``data.labels`` in the config:
+Three sources; ``data.labels`` in the config chooses one or a list of them:
 
+``manual``
+    Whatever a person annotated (source ``manual`` in the store).
+``pivot``
+    A confirmed low pivot (``..L``) is BUY, a high pivot (``..H``) is SELL. Labels inside the
+    training range use only pivots confirmed by the close of the last training candle (the pivots
+    detected on the candles up to it); later rows use the pivots known at the end of the loaded
+    data. An outside bar that is both a high and a low pivot gets no pivot label.
 ``rule`` (seed 000)
     The label of candle t is BUY when the next close moves more than ``+threshold`` percent,
-    SELL below ``-threshold`` percent, HOLD otherwise.
-``pivot``
-    A confirmed low pivot (``..L``) is BUY, a high pivot (``..H``) is SELL, every other candle HOLD.
-    Labels inside the training range use only pivots confirmed by the close of the last training
-    candle (the pivots detected on the candles up to it); later rows use the pivots known at the
-    end of the loaded data. An outside bar that is both a high and a low pivot is left HOLD.
-``manual``
-    Whatever a person annotated; only annotated candles become training samples.
+    SELL below ``-threshold`` percent, HOLD otherwise. It labels every candle.
 
-Derived labels (rule, pivot) are written back with :meth:`Store.add_annotations` so notebooks and
-the backtest see the same labels the model was trained on.
+Precedence, where several chosen sources label one candle: **manual beats pivot beats rule**
+(:data:`~workbench.train.config.LABEL_SOURCES` order, whatever the order of the list). A manual
+label is a person's deliberate call on that candle, often made precisely to correct what a
+derived label says, so nothing derived may overrule it. A pivot label says the candle is a
+confirmed turning point over ``2 * strength + 1`` candles, which is what the BUY/SELL signal is
+meant to catch; the rule only looks at one next-candle move, which at a 0.05 % threshold is
+mostly noise, so it is the dense fallback for the candles no better source labels.
+
+Candles no chosen source labels: when ``pivot`` is chosen without ``rule``, they are HOLD ("not a
+turning point", the pivot source's meaning as before lists existed, so ``labels: pivot`` trains
+as it always did); otherwise (``manual`` alone, or nothing else labels the candle) they are not
+samples, and the data module drops their windows.
+
+Derived labels (rule, pivot) are written back with :meth:`Store.add_annotations` (rule for every
+sample row, pivot for its pivot candles) so notebooks and the backtest see the labels the model
+was trained on. The run itself uses the labels it derived, not the table's derived rows: the
+table keeps rows of earlier runs (another range, another threshold), and an earlier run over a
+longer range may have stored pivots confirmed after this run's training range ends.
 """
 from __future__ import annotations
 
@@ -25,6 +41,7 @@ import polars as pl
 
 from workbench.data.store import ACTIONS
 from workbench.errors import ConfigError, NotFoundError
+from workbench.train.config import LABEL_SOURCES, label_sources
 
 BUY, SELL, HOLD = (ACTIONS.index(a) for a in ("BUY", "SELL", "HOLD"))
 
@@ -34,7 +51,16 @@ class LabelSet:
     """Per-row action classes of a candle series and which rows carry a real annotation."""
 
     actions: np.ndarray  # int64 (T,), class index into ACTIONS
-    annotated: np.ndarray  # bool (T,)
+    annotated: np.ndarray  # bool (T,): some chosen source labels the row
+    # int8 (T,): index into LABEL_SOURCES of the source of the row's label, BETWEEN_PIVOTS for
+    # the HOLD between pivots, -1 for none
+    source: np.ndarray | None = None
+
+    def counts(self, rows=None) -> dict[str, int]:
+        """Return how many of ``rows`` (default: all) each source labels."""
+        src = self.source if rows is None else self.source[rows]
+        names = (*LABEL_SOURCES, "hold_between_pivots")
+        return {name: int((src == code).sum()) for code, name in enumerate(names)}
 
 
 def rule_actions(close: np.ndarray, threshold: float = 0.05) -> np.ndarray:
@@ -82,28 +108,48 @@ def pivot_labels(frame: pl.DataFrame, timeframe: str, train_end: int, strength: 
     return out
 
 
-def _to_rows(ts: np.ndarray, actions: np.ndarray, source: str, keep=None) -> pl.DataFrame:
-    keep = np.ones(ts.shape[0], dtype=bool) if keep is None else keep
+def _to_rows(ts: np.ndarray, actions: np.ndarray, source: str, keep: np.ndarray) -> pl.DataFrame:
     return pl.DataFrame({"ts": ts[keep], "action": np.asarray(ACTIONS)[actions[keep]],
                          "source": [source] * int(keep.sum())})
 
 
-def _manual(store, symbol, timeframe, ts: np.ndarray) -> LabelSet:
-    ann = store.read_annotations(symbol, timeframe, int(ts[0]), int(ts[-1]), sources=["manual"])
-    if ann.height == 0:
-        raise NotFoundError(f"no manual annotations for {symbol} {timeframe} between ts "
-                            f"{int(ts[0])} and {int(ts[-1])}; annotate candles or set "
-                            "data.labels to 'rule' or 'pivot'")
+def _manual(store, frame: pl.DataFrame, data_cfg, train_end: int):
+    """Return (actions, labelled) of the candles a person annotated."""
+    ts = frame["ts"].to_numpy().astype(np.int64)
+    ann = store.read_annotations(data_cfg.symbol, data_cfg.timeframe, int(ts[0]), int(ts[-1]),
+                                 sources=["manual"])
     rows = np.searchsorted(ts, ann["ts"].to_numpy())
+    on_candle = ts[np.minimum(rows, ts.shape[0] - 1)] == ann["ts"].to_numpy()
     actions = np.full(ts.shape[0], HOLD, dtype=np.int64)
-    annotated = np.zeros(ts.shape[0], dtype=bool)
-    actions[rows] = [ACTIONS.index(a) for a in ann["action"].to_list()]
-    annotated[rows] = True
-    return LabelSet(actions, annotated)
+    labelled = np.zeros(ts.shape[0], dtype=bool)
+    codes = np.array([ACTIONS.index(a) for a in ann["action"].to_list()], dtype=np.int64)
+    actions[rows[on_candle]] = codes[on_candle]
+    labelled[rows[on_candle]] = True
+    return actions, labelled
+
+
+def _pivot(store, frame: pl.DataFrame, data_cfg, train_end: int):
+    """Return (actions, labelled): BUY/SELL on the pivot candles only."""
+    actions = pivot_labels(frame, data_cfg.timeframe, train_end, data_cfg.pivot_strength)
+    return actions, actions != HOLD
+
+
+def _rule(store, frame: pl.DataFrame, data_cfg, train_end: int):
+    """Return (actions, labelled): every candle."""
+    actions = rule_actions(frame["close"].to_numpy(), data_cfg.rule_threshold)
+    return actions, np.ones(actions.shape[0], dtype=bool)
+
+
+#: source -> fn(store, frame, data_cfg, train_end) -> (actions int64 (T,), labelled bool (T,))
+SOURCES = {"manual": _manual, "pivot": _pivot, "rule": _rule}
+#: sources derived from the candles, written back to the store's annotations
+DERIVED = ("pivot", "rule")
+#: the ``LabelSet.source`` code of the HOLD given to the candles between pivots (see above)
+BETWEEN_PIVOTS = len(LABEL_SOURCES)
 
 
 def build_labels(store, frame: pl.DataFrame, data_cfg, train_end: int, rows=None) -> LabelSet:
-    """Derive (and store) or read the labels chosen by ``data_cfg.labels`` for ``frame``.
+    """Derive (and store) or read the labels of ``data_cfg.labels`` and merge them by precedence.
 
     Parameters
     ----------
@@ -113,22 +159,37 @@ def build_labels(store, frame: pl.DataFrame, data_cfg, train_end: int, rows=None
     train_end : the last row of the training range (pivot labels use pivots confirmed by it).
     rows : optional bool mask of the rows that become samples; only those are written back.
 
+    Returns
+    -------
+    LabelSet : per row the action of the highest-precedence source that labels it, whether any
+        does (``annotated``) and which (``source``; see the module docstring).
+
     Raises
     ------
-    NotFoundError : for ``manual`` labels when no candle of the range is annotated.
+    NotFoundError : when ``manual`` is the only source and no candle of the range is annotated.
+    ConfigError : for an unknown source.
     """
+    chosen = label_sources(data_cfg.labels)
+    unknown = set([data_cfg.labels] if isinstance(data_cfg.labels, str) else data_cfg.labels)
+    unknown -= set(SOURCES)
+    if unknown or not chosen:
+        raise ConfigError(f"config key 'data.labels': unknown label source(s) "
+                          f"{sorted(unknown) or data_cfg.labels!r}; known: {list(SOURCES)}")
     ts = frame["ts"].to_numpy().astype(np.int64)
-    kind = data_cfg.labels
-    if kind == "manual":
-        return _manual(store, data_cfg.symbol, data_cfg.timeframe, ts)
-    if kind == "rule":
-        actions = rule_actions(frame["close"].to_numpy(), data_cfg.rule_threshold)
-    elif kind == "pivot":
-        actions = pivot_labels(frame, data_cfg.timeframe, train_end, data_cfg.pivot_strength)
-    else:
-        raise ConfigError(f"config key 'data.labels': unknown label source {kind!r}")
-    keep = None if rows is None else np.asarray(rows, dtype=bool)
-    if kind == "pivot":
-        keep = (actions != HOLD) if keep is None else keep & (actions != HOLD)
-    store.add_annotations(data_cfg.symbol, data_cfg.timeframe, _to_rows(ts, actions, kind, keep))
-    return LabelSet(actions, np.ones(ts.shape[0], dtype=bool))
+    keep = np.ones(ts.shape[0], dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
+    actions = np.full(ts.shape[0], HOLD, dtype=np.int64)
+    source = np.full(ts.shape[0], -1, dtype=np.int8)
+    for name in chosen:  # highest precedence first: a row keeps the first label it gets
+        got, labelled = SOURCES[name](store, frame, data_cfg, train_end)
+        if name in DERIVED:
+            store.add_annotations(data_cfg.symbol, data_cfg.timeframe,
+                                  _to_rows(ts, got, name, keep & labelled))
+        new = labelled & (source < 0)
+        actions[new], source[new] = got[new], LABEL_SOURCES.index(name)
+    if "pivot" in chosen and "rule" not in chosen:
+        source[source < 0] = BETWEEN_PIVOTS  # actions there are already HOLD
+    if chosen == ("manual",) and not (source >= 0).any():
+        raise NotFoundError(f"no manual annotations for {data_cfg.symbol} {data_cfg.timeframe} "
+                            f"between ts {int(ts[0])} and {int(ts[-1])}; annotate candles or add "
+                            "'pivot' / 'rule' to data.labels (e.g. [manual, pivot, rule])")
+    return LabelSet(actions, source >= 0, source)
