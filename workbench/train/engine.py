@@ -17,7 +17,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import traceback
+import types
 from pathlib import Path
 
 import lightning as L
@@ -34,6 +36,18 @@ from workbench.train.runs import RUN_ID_ENV, is_rank_zero, now_iso, run_path, up
 log = logging.getLogger("workbench.train")
 _LOGGERS = ("workbench.train", "lightning.pytorch", "lightning.fabric")
 
+
+
+def _tensorboard_without_tensorflow() -> None:
+    """Make TensorBoard write its event files through its bundled TensorFlow stub.
+
+    When TensorFlow is installed, TensorBoard imports all of it (about 6 s and 500 MB per process)
+    just to write event files. TensorBoard's own marker module ``tensorboard.compat.notf`` selects
+    the stub instead. Nothing is changed when TensorFlow is already loaded in this process (the
+    price-model pipeline), so one process never mixes the two backends.
+    """
+    if "tensorflow" not in sys.modules:
+        sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
 
 def resolve_precision(training_cfg) -> str:
     """Return the Lightning precision: ``bf16-mixed`` on CUDA and ``32-true`` on CPU for auto."""
@@ -64,6 +78,7 @@ def _detach_log(handler: logging.Handler) -> None:
 def build_trainer(config, folder: Path, callbacks) -> L.Trainer:
     """Return the Lightning Trainer of a run writing into ``folder``."""
     t = config.training
+    _tensorboard_without_tensorflow()
     logger = (TensorBoardLogger(save_dir=str(folder), name="tensorboard", version="")
               if config.callbacks.tensorboard else False)
     return L.Trainer(
