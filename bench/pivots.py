@@ -8,26 +8,18 @@ Run: ``.venv/bin/python bench/pivots.py``; writes ``reports/bench/pivots.json``.
 """
 from __future__ import annotations
 
-import json
-import os
-import platform
-import time
+import sys
+from pathlib import Path
 
 import polars as pl
 
 from workbench.features.pivots import StreamingPivotDetector, detect_pivots, pivots_to_frame
-from workbench.paths import DATA_DIR, REPORTS_DIR
+from workbench.paths import DATA_DIR
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import best_of, write_report  # noqa: E402
 
 CONFIGS = ((2, 3), (5, 3))  # (strength, levels)
-
-
-def _best(fn, repeats: int) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def _stream_all(ts, high, low, strength, levels):
@@ -42,10 +34,10 @@ def _stream_all(ts, high, low, strength, levels):
 
 def bench_config(frame: pl.DataFrame, strength: int, levels: int) -> dict:
     ts, high, low = (frame[c].to_numpy() for c in ("ts", "high", "low"))
-    t_vec, vec = _best(lambda: detect_pivots(ts, high, low, timeframe="1m", strength=strength,
+    t_vec, vec = best_of(lambda: detect_pivots(ts, high, low, timeframe="1m", strength=strength,
                                              levels=levels), 7)
     lists = ts.tolist(), high.tolist(), low.tolist()
-    t_stream, streamed = _best(lambda: _stream_all(*lists, strength, levels), 3)
+    t_stream, streamed = best_of(lambda: _stream_all(*lists, strength, levels), 3)
     agree = pivots_to_frame(streamed).equals(vec.sort("confirmed_ts", "level", "pivot_type"))
     n = frame.height
     return {"strength": strength, "levels": levels, "candles": n, "pivots": vec.height,
@@ -66,15 +58,7 @@ def main() -> dict:
               f"{r['vectorised_candles_per_s']:>15,.0f} {r['streaming_candles_per_s']:>14,.0f} "
               f"{r['streaming_us_per_candle']:>9.2f} {r['vectorised_over_streaming']:>5.1f}x "
               f"{r['detectors_agree']}")
-    report = {"benchmark": "pivots", "series": "ETH/USDT 1m", "results": results,
-              "python": platform.python_version(), "machine": platform.machine(),
-              "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
-              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    out = REPORTS_DIR / "bench" / "pivots.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
-    return report
+    return write_report("pivots", {"series": "ETH/USDT 1m", "results": results})
 
 
 if __name__ == "__main__":
