@@ -104,5 +104,67 @@ def test_fit_trains_the_handles_model_through_its_lock(db, eth_slice):
     assert record["status"] == "completed" and steps > 0
     # one published snapshot per optimizer step, and one of the final (best) weights
     assert handle.version == steps + 1
-    # every step, the early-stopping restore of the best weights and the final publish
-    assert handle.lock.stats()["acquisitions"] == steps + 2
+    # copying the model for the engine, every step, the early-stopping restore of the best
+    # weights and the final write-back and publish
+    assert handle.lock.stats()["acquisitions"] == steps + 3
+
+
+def test_fit_never_touches_live_model_outside_lock(db, eth_slice):
+    """Regression: ``fit`` trained ``handle.model`` in place through Lightning, whose work between
+    batches (validation forwards, ``zero_grad``, train/eval switches) ran on the live tensors
+    outside the lock while a session's per-candle steps trained them: a segfault in ``zero_grad``
+    under the stress test. Now only the per-candle steps, holding the lock, run the live model."""
+    handle = ModelHandle.from_config(config_from_dict(tiny_dict(db)))
+    live = handle.model
+    live_params = {id(p) for p in live.parameters()}
+    intrusions: list[tuple[str, object]] = []
+
+    def per_candle_holds() -> bool:
+        holder = handle.lock.holder
+        return holder is not None and holder.session == "candles"
+
+    def on_forward(module, args):
+        # snapshots and the working copy are deep copies that carry this hook: skip them
+        if module is live and not per_candle_holds():
+            intrusions.append(("forward", handle.lock.holder))
+
+    def on_grad(param):
+        if id(param) in live_params and not per_candle_holds():
+            intrusions.append(("gradient", handle.lock.holder))
+
+    live.register_forward_pre_hook(on_forward)
+    for p in live.parameters():
+        p.register_post_accumulate_grad_hook(on_grad)
+
+    x, actions, candles = _batch(eth_slice, 4, 16)
+    done, steps, errors = threading.Event(), [0], []
+
+    def per_candle() -> None:
+        while not done.is_set():
+            try:
+                handle.train_step(x, actions, candles, operation="per_candle", session="candles",
+                                  timeout=60)
+                steps[0] += 1
+            except Exception as exc:  # noqa: BLE001 - every failure is the finding
+                errors.append(repr(exc))
+                return
+
+    thread = threading.Thread(target=per_candle, daemon=True)
+    thread.start()
+    try:
+        record = handle.fit()
+    finally:
+        done.set()
+        thread.join(60)
+    assert errors == [] and steps[0] > 0
+    assert record["status"] == "completed" and record["global_step"] > 0
+    outside = [kind for kind, holder in intrusions if holder is None]
+    assert intrusions == [], (f"{len(intrusions)} touches of the live model by others than the "
+                              f"per-candle steps ({len(outside)} without the lock): "
+                              f"{intrusions[:3]}")
+    # the run's steps, the per-candle steps and the final write-back each published a version
+    assert handle.version == record["global_step"] + steps[0] + 1
+    assert all(torch.isfinite(p).all() for p in live.parameters())
+    snapshot = handle.state_dict_snapshot()
+    assert all(torch.equal(v, snapshot[k]) for k, v in live.state_dict().items())
+    assert not handle.lock.locked()

@@ -102,3 +102,24 @@ def test_worker_threads_only_set_traits(panel):
     threading.Thread(target=worker).start()
     assert done.wait(5)
     assert panel.log_output.outputs[-1]["text"].rstrip().endswith("from a worker thread")
+
+
+def test_train_model_trains_a_working_copy_of_the_loaded_model_on_all_annotations(panel):
+    """Train Model used to fit the loaded handle's model in place (Lightning touching it outside
+    the lock while a session might train it); now it goes through ``start_batch_training``."""
+    import json
+
+    from workbench.train.runs import read_run, run_path
+
+    handle = panel._handle()
+    before = handle.version
+    panel.buttons[Button.TRAIN].click()
+    assert panel.wait_idle(180)
+    run_id = panel._run_handle.run_id
+    record = read_run(run_id)
+    assert record["status"] == "completed" and record["global_step"] > 0
+    frozen = json.loads((run_path(run_id) / "config.json").read_text())
+    assert frozen["data"]["labels"] == ["manual", "pivot", "rule"]
+    assert handle.version == before + record["global_step"]  # one publish per step
+    assert all(p.grad is None for p in handle.model.parameters())  # Lightning trained a copy
+    assert any(f"training run {run_id} completed" in line for line in panel.log_lines)

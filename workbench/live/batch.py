@@ -10,68 +10,14 @@ default (issue 6: "all annotations for the chosen range"): ``manual`` (what a pe
 ``pivot`` and ``rule`` (derived and written back as annotations), merged with the precedence
 manual > pivot > rule (:mod:`workbench.train.labels`).
 
-Why the engine trains a *working copy*: Lightning also touches the model between batches, outside
-any lock (``model.to(device)`` at fit and test start, ``zero_grad()`` before every validation,
-train/eval switches, validation and checkpoint reads). On the live model those raced the
-per-candle steps of a session and crashed the process (a segfault in ``zero_grad``, found by the
-stress test). So the engine gets a copy; when a batch takes the lock the copy is loaded with the
-live weights (every per-candle update so far), and when the batch publishes, the copy's new
-weights are written into the live model, still under the lock. Per-candle and batch updates thus
-apply in lock order, none is lost, and Lightning never touches the live tensors.
+The engine trains a *working copy* synchronised with the live model under the lock at every
+batch (:mod:`workbench.train.working_copy`, which says why: Lightning touching the live model
+outside the lock crashed the stress test).
 """
 from __future__ import annotations
 
-import contextlib
-import copy
-
-import torch
-
 from workbench.train.config import config_from_dict
-
-
-def _copy_weights(src: torch.nn.Module, dst: torch.nn.Module) -> None:
-    """Copy every parameter and buffer of ``src`` into ``dst`` in place (same architecture)."""
-    with torch.no_grad():
-        for d, s in zip(dst.parameters(), src.parameters()):
-            d.copy_(s)
-        for d, s in zip(dst.buffers(), src.buffers()):
-            d.copy_(s)
-
-
-class SyncedLock:
-    """The handle's training lock as the engine sees it while training a working copy.
-
-    :meth:`acquire` takes the real lock, then loads the live weights into the working copy;
-    everything else (``release``, ``holder``, ``stats``, ...) is the real lock's.
-    """
-
-    def __init__(self, lock, live: torch.nn.Module, working: torch.nn.Module):
-        self._lock, self._live, self._working = lock, live, working
-
-    def acquire(self, operation: str, session: str = "-", timeout: float | None = None) -> None:
-        """Acquire the real lock (TrainingLockTimeout names the holder), then sync the copy."""
-        self._lock.acquire(operation, session, timeout)
-        try:
-            _copy_weights(self._live, self._working)
-        except BaseException:
-            self._lock.release()
-            raise
-
-    def release(self) -> None:
-        """Release the real lock."""
-        self._lock.release()
-
-    @contextlib.contextmanager
-    def hold(self, operation: str, session: str = "-", timeout: float | None = None):
-        """Context manager over :meth:`acquire` / :meth:`release`."""
-        self.acquire(operation, session, timeout)
-        try:
-            yield self
-        finally:
-            self.release()
-
-    def __getattr__(self, name):
-        return getattr(self._lock, name)
+from workbench.train.working_copy import working_copy
 
 
 #: "Train Model" trains on every annotation of the range (issue 6)
@@ -124,12 +70,5 @@ def start_batch_training(handle, store, symbol: str, timeframe: str, start=None,
 
     config = batch_config(handle, store, symbol, timeframe, start, end, labels=labels,
                           overrides=overrides)
-    with handle.lock.hold("batch_setup", "train-model"):
-        working = copy.deepcopy(handle.model)
-    lock = SyncedLock(handle.lock, handle.model, working)
-
-    def publish(model=None) -> int:
-        _copy_weights(working, handle.model)  # the engine calls this with the lock held
-        return handle.publish()
-
-    return start_training(config, db=db, model=working, lock=lock, publish=publish, store=store)
+    run = working_copy(handle, "batch_setup", "train-model")
+    return start_training(config, db=db, store=store, **run.engine_kwargs())

@@ -14,6 +14,8 @@ checkpoints.py  atomic checkpoint files loaded with ``weights_only=True``
 runs.py         run folders and lifecycle, one active run per project, resume, background runs
 engine.py       one execution of a run: the Lightning Trainer, fit, test, outcome in run.json
 handle.py       ``ModelHandle`` / ``load_model``: the live modes' and the backtest's model contract
+working_copy.py batch training of a live handle through a copy synced under its lock (``fit``,
+                "Train Model"), so Lightning never touches the live tensors
 export.py       ONNX export with onnxruntime parity
 ==============  ==================================================================================
 

@@ -79,7 +79,8 @@ class ModelHandle:
 
     Parameters
     ----------
-    model : the torch model (trained in place by :meth:`train_step` and :meth:`fit`).
+    model : the live torch model (trained in place by :meth:`train_step`; :meth:`fit` trains a
+        working copy and writes its weights back under the lock).
     config : the :class:`~workbench.train.config.TrainConfig` it was built from.
     run_id : the run it was loaded from, or ``None`` for fresh weights.
     lock : the training lock; a new :class:`TrainingLock` by default.
@@ -204,17 +205,20 @@ class ModelHandle:
         return float(loss.detach())
 
     def fit(self, config=None, **kwargs) -> dict:
-        """Batch-train this handle's model as a run (every step through the lock); see ``train``.
+        """Batch-train this handle's model as a run, through a working copy; see ``train``.
 
-        Returns the run's final ``run.json``. Each optimizer step publishes a snapshot, and the
-        final weights (the best ones when early stopping restores them) one more.
+        Lightning trains a copy of the model (:mod:`workbench.train.working_copy`), never the
+        live one: each training batch takes the lock, loads the live weights into the copy, steps
+        and writes them back and publishes a snapshot, so sessions may keep training the live
+        model meanwhile. At the end the copy's final weights (the best ones when early stopping
+        restores them) are written back and published once more. Returns the run's ``run.json``.
         """
         from workbench.train.runs import train
+        from workbench.train.working_copy import working_copy
 
-        record = train(config or self.config, model=self.model, lock=self.lock,
-                       publish=self.publish, **kwargs)
-        with self.lock.hold("batch_training", record["run_id"]):
-            self.publish()  # early stopping may have restored the best weights at the end
+        run = working_copy(self, "batch_setup", "fit")
+        record = train(config or self.config, **run.engine_kwargs(), **kwargs)
+        run.write_back("batch_training", record["run_id"])
         return record
 
     def state_dict_snapshot(self) -> dict[str, torch.Tensor]:

@@ -20,7 +20,6 @@ machine :mod:`workbench.ui.panel_state`.
 """
 from __future__ import annotations
 
-import dataclasses
 import io
 import threading
 import time
@@ -326,26 +325,24 @@ class ControlPanel:
 
     def start_training(self) -> None:
         """Train the picked model (or a fresh quick one) on the picked range, through its lock."""
+        from workbench.live.batch import start_batch_training
         from workbench.train.runs import start_training
 
         if not button_states(self.facts())[Button.TRAIN].enabled:
             return
         self.stop_event.clear()
         first, last = self._picked_range()
-        kwargs = {}
-        if self.model.value:
-            handle = self._handle()
-            config = _retarget(handle.config, self.store, self.symbol.value,
-                               self.timeframe.value, first, last, self.train_epochs,
-                               self.train_windows)
-            kwargs = {"model": handle.model, "lock": handle.lock, "publish": handle.publish}
+        if self.model.value:  # "Train Model": a working copy of the live handle, all annotations
+            self._run_handle = start_batch_training(
+                self._handle(), self.store, self.symbol.value, self.timeframe.value, first, last,
+                overrides={"training.num_epochs": self.train_epochs,
+                           "data.max_windows": self.train_windows})
         else:
             config = prepare.quick_config(self.store, self.symbol.value, self.timeframe.value,
                                           start=first, end=last, epochs=self.train_epochs,
                                           max_windows=self.train_windows)
-        self._run_handle = start_training(config, **kwargs)
-        self.log(f"training run {self._run_handle.run_id} started "
-                 f"({config.training.num_epochs} epochs)")
+            self._run_handle = start_training(config)
+        self.log(f"training run {self._run_handle.run_id} started")
         self._spawn("train", self._wait_training)
 
     def _wait_training(self) -> None:
@@ -501,11 +498,3 @@ def _stats_table(stats: dict, backtest_id: str) -> str:
 
 def _fmt(value) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-
-def _retarget(config, store, symbol, timeframe, first, last, epochs, windows):
-    """Return ``config`` moved to the picked series/range with a small number of epochs."""
-    data = dataclasses.replace(config.data, db=str(store.path), symbol=symbol,
-                               timeframe=timeframe, start=first, end=last, max_windows=windows)
-    training = dataclasses.replace(config.training, num_epochs=epochs)
-    return dataclasses.replace(config, data=data, training=training)
