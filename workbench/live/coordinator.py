@@ -36,6 +36,7 @@ from workbench.errors import LookaheadError, NotFoundError, ParameterError
 from workbench.features.windows import SeriesArrays, normalize_windows
 from workbench.live.events import (CandleCompletionEvent, PivotEvent, SubscriberErrors,
                                    describe)
+from workbench.live.frames import FrameColumns, KeyIndex, pow2_capacity
 
 _MATCHED = 1
 _PIVOT_TYPES = [f"L{level}{kind}" for level in range(1, 10) for kind in "HL"]
@@ -100,92 +101,6 @@ class CoordinatorConfig:
                                      f"{getattr(self, name)}")
 
 
-def _pow2(n: int) -> int:
-    return 1 << max(4, int(n - 1).bit_length())
-
-
-class _KeyIndex:
-    """Frames grouped by an int64 key: a hash ring of heads plus a per-frame link column.
-
-    ``head[b]`` is the newest frame id of the key stored in ``keys[b]``; the frame's link is the
-    distance back to the previous frame of the same key (0 = none). A bucket is free when its head
-    was evicted (id < oldest live id) or when ``dead(key)`` says its key can never be asked for
-    again. A collision with a live key doubles the ring and re-inserts the live frames.
-    """
-
-    __slots__ = ("keys", "head", "mask", "divisor")
-
-    def __init__(self, size: int, divisor: int = 1):
-        self.divisor = divisor
-        self._alloc(size)
-
-    def _alloc(self, size: int) -> None:
-        size = _pow2(size)
-        self.keys = np.full(size, -1, dtype=np.int64)
-        self.head = np.full(size, -1, dtype=np.int64)
-        self.mask = size - 1
-
-    def bucket(self, key: int) -> int:
-        return (key // self.divisor) & self.mask
-
-    def insert(self, fid: int, key: int, links: np.ndarray, slot: int, oldest: int,
-               dead_below: int) -> bool:
-        """Link frame ``fid`` under ``key``; return False on a collision (caller rebuilds)."""
-        b = (key // self.divisor) & self.mask
-        k, h = int(self.keys[b]), int(self.head[b])
-        if k == key and h >= oldest:
-            links[slot] = fid - h
-        elif h < oldest or k < dead_below or k == key:
-            links[slot] = 0
-            self.keys[b] = key
-        else:
-            return False
-        self.head[b] = fid
-        return True
-
-    def lookup(self, key: int, links: np.ndarray, mask: int, oldest: int) -> list[int]:
-        """Return the live frame ids of ``key`` in registration order."""
-        b = (key // self.divisor) & self.mask
-        if int(self.keys[b]) != key:
-            return []
-        fid, out = int(self.head[b]), []
-        while fid >= oldest:
-            out.append(fid)
-            step = int(links[fid & mask])
-            if step == 0:
-                break
-            fid -= step
-        out.reverse()
-        return out
-
-
-class _Columns:
-    """The packed per-frame columns (one row per live frame, addressed by ``id & mask``)."""
-
-    SPEC = {"pred_ts": (np.int64, ()), "target_ts": (np.int64, ()), "end_row": (np.int32, ()),
-            "window": (np.int32, ()), "action": (np.int8, ()), "candle": (np.float32, (4,)),
-            "confidence": (np.float32, ()), "version": (np.int64, ()),
-            "link_target": (np.int32, ()), "link_end": (np.int32, ()), "flags": (np.uint8, ()),
-            "pivot": (np.int8, ()), "pivot_ts": (np.int64, ())}
-
-    def __init__(self, capacity: int):
-        self.capacity = _pow2(capacity)
-        self.mask = self.capacity - 1
-        for name, (dtype, shape) in self.SPEC.items():
-            setattr(self, name, np.zeros((self.capacity, *shape), dtype=dtype))
-
-    def grown(self, oldest: int, next_id: int) -> "_Columns":
-        """Return columns of twice the capacity holding the live frames at their new slots."""
-        new = _Columns(self.capacity * 2)
-        ids = np.arange(oldest, next_id, dtype=np.int64)
-        for name in self.SPEC:
-            getattr(new, name)[ids & new.mask] = getattr(self, name)[ids & self.mask]
-        return new
-
-    def nbytes(self) -> int:
-        return sum(getattr(self, name).nbytes for name in self.SPEC)
-
-
 @dataclass(slots=True)
 class CoordinatorSubscription:
     """Handle returned by :meth:`InferenceTrainingCoordinator.subscribe`."""
@@ -229,14 +144,14 @@ class InferenceTrainingCoordinator:
         self.feed, self.series, self.ledger = feed, series, ledger
         self.symbol, self.timeframe = series.symbol, series.timeframe
         self.config = config or CoordinatorConfig()
-        self._cols = _Columns(min(self.config.initial_capacity, self.config.max_frames))
+        self._cols = FrameColumns(min(self.config.initial_capacity, self.config.max_frames))
         divisor = (28 * 86_400_000 if is_calendar(self.timeframe)
                    else timeframe_ms(self.timeframe))
         self._step_ms = divisor
         # keys live at once span about max_age candles; start smaller and double on a collision
         ring = min(2 * (self.config.max_age_candles + 2), max(64, 2 * self._cols.capacity))
-        self._by_target = _KeyIndex(ring, divisor)
-        self._by_end = _KeyIndex(ring)
+        self._by_target = KeyIndex(ring, divisor)
+        self._by_end = KeyIndex(ring)
         self.instance_id = uuid.uuid4().hex[:12]  # prefixes ledger ids: unique across sessions
         self._oldest = 0
         self._next_id = 0
@@ -368,7 +283,7 @@ class InferenceTrainingCoordinator:
     def _rebuild(self, which: str) -> None:
         """Double one hash ring after a collision and re-link every live frame."""
         old = self._by_target if which == "target" else self._by_end
-        index = _KeyIndex(2 * (old.mask + 1), old.divisor)
+        index = KeyIndex(2 * (old.mask + 1), old.divisor)
         cols = self._cols
         key_col, link_col = ((cols.target_ts, cols.link_target) if which == "target"
                              else (cols.end_row, cols.link_end))
