@@ -132,9 +132,20 @@ def bench_transformer(frame, n_candles: int) -> dict:
 
 
 def bench_lstm(frame, n_candles: int) -> dict:
-    """Stateful-LSTM step() inference on every candle (one normalised row per candle)."""
+    """Stateful-LSTM step() inference on every candle (one normalised row per candle).
+
+    Next to the replay: the model's own ``step`` (gate math), the same step through ``nn.LSTM``
+    on a length-1 sequence (the implementation it replaced, same weights), and
+    ``ModelHandle.step`` alone, so the time per candle splits into model, handle and replay.
+    """
+    import torch
+    from _common import best_of  # bench/ is sys.path[0] when this file runs as a script
+
     from workbench.train.config import config_from_dict
     from workbench.train.handle import ModelHandle
+
+    def per_call(fn, n=1000):
+        return best_of(lambda: [fn() for _ in range(n)], 3)[0] / n
 
     handle = ModelHandle.from_config(config_from_dict({"model": {"type": "lstm"}}))
     feats = SeriesArrays.from_frame(SYM, TF, frame.head(handle.window + n_candles)).features
@@ -142,18 +153,36 @@ def bench_lstm(frame, n_candles: int) -> dict:
     rows = ((feats - mu) / sd).astype(np.float32)
     handle.step(rows[0])
     rate, _ = _inference_replay(frame, handle, n_candles, lambda s, i: handle.step(rows[i]))
-    import torch
-
     model, x = handle.model.eval(), torch.as_tensor(rows[:1])
+    box = {}
+
+    def gate_step():
+        _, box["s"] = model.step(x, box["s"])
+
+    def nn_lstm_step():
+        out, box["s"] = model.lstm(x.unsqueeze(1), box["s"])
+        model.heads(out[:, 0])
+
     with torch.inference_mode():
-        state = model.initial_state(1)
-        t0 = time.perf_counter()
-        for _ in range(1000):
-            _, state = model.step(x, state)
-        raw = (time.perf_counter() - t0) / 1000
+        box["s"] = model.initial_state(1)
+        raw = per_call(gate_step)
+        box["s"] = model.initial_state(1)
+        old = per_call(nn_lstm_step)
+    handle.reset_state()
+    row = rows[1]
+    per_handle = per_call(lambda: handle.step(row))
+    per_candle = 1 / rate
     return {"hidden": handle.model.hidden, "layers": handle.model.n_layers,
-            "candles": n_candles, "replay_candles_per_s": round(rate, 1),
-            "raw_model_step_per_s": round(1 / raw, 1), "replay_vs_raw_step": round(rate * raw, 3),
+            "candles": n_candles, "torch_threads": torch.get_num_threads(),
+            "replay_candles_per_s": round(rate, 1),
+            "handle_step_per_s": round(1 / per_handle, 1),
+            "raw_model_step_per_s": round(1 / raw, 1),
+            "nn_lstm_model_step_per_s": round(1 / old, 1),
+            "model_step_vs_nn_lstm_speedup": round(old / raw, 2),
+            "replay_vs_raw_step": round(rate * raw, 3),
+            "us_per_candle": {"model_step": round(raw * 1e6, 1),
+                              "handle_overhead": round((per_handle - raw) * 1e6, 1),
+                              "replay_and_frames": round((per_candle - per_handle) * 1e6, 1)},
             "goal_candles_per_s": 5_000, "meets_goal": rate >= 5_000}
 
 

@@ -74,6 +74,21 @@ def _frozen_copy(model: nn.Module) -> nn.Module:
     return out
 
 
+def _as_rows(features_row) -> torch.Tensor:
+    """Return one feature row (8,) or B rows (B, 8) as a float32 (B, 8) tensor.
+
+    Cheap on the per-candle path: numpy does the checks and the (1, 8) view, and ``from_numpy``
+    shares the contiguous float32 buffer instead of copying it.
+    """
+    rows = np.asarray(features_row, dtype=np.float32)
+    if rows.ndim == 1:
+        rows = rows[None]
+    if rows.ndim != 2 or rows.shape[1] != N_FEATURES:
+        raise ParameterError(f"a feature row must have shape (8,) or (B, 8); got "
+                             f"{tuple(rows.shape)}")
+    return torch.from_numpy(np.ascontiguousarray(rows))
+
+
 class ModelHandle:
     """A trainable model with a lock and a published, immutable inference snapshot.
 
@@ -143,20 +158,18 @@ class ModelHandle:
         ParameterError : for a model without ``step`` or a row that is not (8,) / (B, 8).
         """
         snap = self._snapshot
-        if not hasattr(snap.model, "step"):
+        step = getattr(snap.model, "step", None)
+        if step is None:
             raise ParameterError(f"model type {self.model_type!r} has no stateful step(); "
                                  "use predict() on windows")
-        x = torch.as_tensor(np.asarray(features_row, dtype=np.float32))
-        x = x.unsqueeze(0) if x.ndim == 1 else x
-        if x.ndim != 2 or x.shape[1] != N_FEATURES:
-            raise ParameterError(f"a feature row must have shape (8,) or (B, 8); got "
-                                 f"{tuple(x.shape)}")
+        x = _as_rows(features_row)
         with self._step_guard, torch.inference_mode():
             state = self._step_state
             if state is None or state[0].shape[1] != x.shape[0]:
                 state = snap.model.initial_state(x.shape[0])
-            (logits, candle), self._step_state = snap.model.step(x, state)
-        return Prediction(torch.softmax(logits, 1).numpy(), candle.numpy(), snap.version)
+            (logits, candle), self._step_state = step(x, state)
+            probs = torch.softmax(logits, 1)
+        return Prediction(probs.numpy(), candle.numpy(), snap.version)
 
     def reset_state(self) -> None:
         """Forget the carried LSTM state (the next :meth:`step` starts a new sample)."""
