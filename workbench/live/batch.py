@@ -16,12 +16,12 @@ outside the lock crashed the stress test).
 """
 from __future__ import annotations
 
-from workbench.train.config import config_from_dict
+from workbench.train.config import LABEL_SOURCES, config_from_dict
 from workbench.train.working_copy import working_copy
 
 
 #: "Train Model" trains on every annotation of the range (issue 6)
-ALL_LABELS = ("manual", "pivot", "rule")
+ALL_LABELS = LABEL_SOURCES
 
 
 def batch_config(handle, store, symbol: str, timeframe: str, start=None, end=None, *,

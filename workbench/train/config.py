@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from workbench.data.store import ANNOTATION_SOURCES
 from workbench.errors import ConfigError
 
 
@@ -85,7 +86,7 @@ class TrainingConfig:
 
 
 #: the label sources of ``data.labels``, highest precedence first (why: workbench/train/labels.py)
-LABEL_SOURCES = ("manual", "pivot", "rule")
+LABEL_SOURCES = ANNOTATION_SOURCES  # in precedence order: manual, pivot, rule
 
 
 def label_sources(labels: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
