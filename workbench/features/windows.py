@@ -115,6 +115,9 @@ def gather_windows(features: np.ndarray, end_idx, n: int) -> tuple[np.ndarray, n
         raise ParameterError(
             f"window end rows must lie in [{n - 1}, {features.shape[0] - 1}] for n={n}; "
             f"got [{end_idx.min()}, {end_idx.max()}]")
+    if end_idx.size == 1:  # a plain slice: no strided view to build, no fancy-index copy
+        e = int(end_idx[0])
+        return normalize_windows(features[e - n + 1: e + 1][None])
     raw = window_view(features, n)[end_idx - (n - 1)]
     return normalize_windows(raw)
 
