@@ -49,6 +49,25 @@ def test_predict_runs_on_the_published_snapshot_without_the_lock(tiny, eth_slice
     assert handle.lock.stats()["acquisitions"] == 2
 
 
+def test_publish_recycles_a_snapshot_model_only_after_its_readers_let_go(tiny, eth_slice):
+    handle = ModelHandle.from_config(tiny)
+    x, actions, candles = _batch(eth_slice, 4, 16)
+    held = handle._snapshot  # a reader in the middle of predict() holds the snapshot like this
+    frozen = {k: v.clone() for k, v in held.model.state_dict().items()}
+    models = set()
+    for _ in range(6):
+        handle.train_step(x, actions, candles, operation="manual", session="s")
+        models.add(id(handle._snapshot.model))
+    # the held snapshot's weights never changed although six versions were published since
+    assert all(torch.equal(frozen[k], v) for k, v in held.model.state_dict().items())
+    assert id(held.model) not in models
+    # unheld snapshots were recycled: far fewer model objects than versions
+    assert len(models) <= 3 and handle.version == 6
+    # every published version still carries exactly the trainer's weights at publish time
+    live = {k: v for k, v in handle.model.state_dict().items()}
+    assert all(torch.equal(live[k], v) for k, v in handle.state_dict_snapshot().items())
+
+
 def test_the_snapshot_does_not_change_while_the_model_trains(tiny, eth_slice):
     handle = ModelHandle.from_config(tiny)
     x, _, _ = _batch(eth_slice, 4, 16)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,7 @@ from workbench.live.lock import TrainingLock
 from workbench.train.checkpoints import load_checkpoint
 from workbench.train.models import build_model
 from workbench.train.module import build_optimizer, combined_loss
+from workbench.train.working_copy import copy_weights
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,40 @@ def _frozen_copy(model: nn.Module) -> nn.Module:
     return out
 
 
+class _SnapshotModels:
+    """Models of retired snapshots, reused once no reader holds their snapshot.
+
+    Publishing after every per-candle step used to deep-copy the model (about 1.7 ms of a 25 ms
+    step for the default transformer). A snapshot's model is only recycled after the
+    :class:`_Snapshot` that wrapped it has been freed, i.e. when no ``predict``/``step`` call can
+    still be reading it (they hold the snapshot, not just its model, for their whole call), so
+    every published snapshot stays immutable while anyone can see it.
+    """
+
+    def __init__(self, keep: int = 2):
+        self._free: list[nn.Module] = []
+        self._keep = keep
+        self._guard = threading.Lock()
+
+    def snapshot(self, version: int, live: nn.Module) -> _Snapshot:
+        """Return a new snapshot holding a frozen copy of ``live``'s current weights."""
+        with self._guard:
+            spare = self._free.pop() if self._free else None
+        if spare is None:
+            frozen = _frozen_copy(live)
+        else:
+            copy_weights(live, spare)
+            frozen = spare
+        snap = _Snapshot(version, frozen)
+        weakref.finalize(snap, self._retire, frozen)
+        return snap
+
+    def _retire(self, model: nn.Module) -> None:
+        with self._guard:
+            if len(self._free) < self._keep:
+                self._free.append(model)
+
+
 def _as_rows(features_row) -> torch.Tensor:
     """Return one feature row (8,) or B rows (B, 8) as a float32 (B, 8) tensor.
 
@@ -108,7 +144,8 @@ class ModelHandle:
         self.lock = lock or TrainingLock(run_id or f"fresh {self.model_type}")
         self.optimizer = build_optimizer(model, config.training)
         self._publish_guard = threading.Lock()
-        self._snapshot = _Snapshot(0, _frozen_copy(model))
+        self._models = _SnapshotModels()
+        self._snapshot = self._models.snapshot(0, model)
         self._step_guard = threading.Lock()
         self._step_state = None
 
@@ -183,7 +220,7 @@ class ModelHandle:
         Call with the training lock held (``train_step`` and the training callback do).
         """
         with self._publish_guard:
-            self._snapshot = _Snapshot(self._snapshot.version + 1, _frozen_copy(self.model))
+            self._snapshot = self._models.snapshot(self._snapshot.version + 1, self.model)
             return self._snapshot.version
 
     def train_step(self, windows, actions, candles, *, operation: str, session: str,
@@ -236,7 +273,8 @@ class ModelHandle:
 
     def state_dict_snapshot(self) -> dict[str, torch.Tensor]:
         """Return a copy of the published snapshot's weights."""
-        return {k: v.detach().clone() for k, v in self._snapshot.model.state_dict().items()}
+        snap = self._snapshot  # held for the whole copy, so its model is not recycled meanwhile
+        return {k: v.detach().clone() for k, v in snap.model.state_dict().items()}
 
 
 def load_model(run_id: str, db=None, *, checkpoint: str = "best",
