@@ -67,3 +67,18 @@ def test_cli_errors_are_one_clear_line(cli_env, tmp_path):
     assert "bad.csv" in result.output and "row 2" in result.output and "LONG" in result.output
     result = _live(store, run_id, ts, TrainingMode.NONE.value, "--manual-labels", str(bad))
     assert result.exit_code == 2 and "--manual-labels needs --mode manual" in result.output
+
+
+def test_manual_labels_accept_epoch_ms_and_iso_with_a_zone(tmp_path):
+    from workbench.cli.live import read_manual_labels
+    from workbench.errors import DataValidationError
+
+    iso, ms = tmp_path / "iso.csv", tmp_path / "ms.csv"
+    iso.write_text("ts,action\n2025-08-18T10:30:00Z,buy\n2025-08-18T10:31:00+00:00,SELL\n")
+    ms.write_text("ts,action\n1755513000000,BUY\n1755513060000,sell\n")
+    expected = {1755513000000: "BUY", 1755513060000: "SELL"}
+    assert read_manual_labels(iso) == expected and read_manual_labels(ms) == expected
+    naive = tmp_path / "naive.csv"
+    naive.write_text("ts,action\n2025-08-18T10:30:00Z,BUY\n2025-08-18T10:31:00,SELL\n")
+    with pytest.raises(DataValidationError, match=r"row 3.*no time zone.*ts_format"):
+        read_manual_labels(naive)

@@ -19,6 +19,7 @@ import typer
 from workbench.cli import _common
 from workbench.errors import (DataValidationError, NotFoundError, ParameterError,
                               WorkbenchError)
+from workbench.data.candle_files import ts_to_epoch_ms
 from workbench.live.modes import TrainingMode
 
 
@@ -28,8 +29,8 @@ def read_manual_labels(path) -> dict[int, str]:
     Raises
     ------
     NotFoundError : when the file does not exist.
-    DataValidationError : naming the file, row and rule for a missing column, a ts that is not an
-        integer epoch-ms, or an action outside BUY/SELL/HOLD.
+    DataValidationError : naming the file, row and rule for a missing column, a ts that is neither
+        epoch ms nor ISO-8601 with a zone, or an action outside BUY/SELL/HOLD.
     """
     from workbench.data.store import ACTIONS
 
@@ -45,12 +46,11 @@ def read_manual_labels(path) -> dict[int, str]:
     if missing:
         raise DataValidationError(f"missing column(s) {', '.join(missing)}", path=path,
                                   rule="required_columns")
-    if not frame.schema["ts"].is_integer():
-        raise DataValidationError(f"column ts has type {frame.schema['ts']}; it must be integer "
-                                  "epoch milliseconds", path=path, rule="ts_type")
-    out = {}
     first_row = 1 if path.suffix == ".parquet" else 2  # a CSV row is its line, header = line 1
-    for row, (ts, action) in enumerate(frame.select("ts", "action").rows(), start=first_row):
+    # epoch ms or ISO-8601 with a zone, exactly as ingest accepts candle timestamps
+    ts_ms = ts_to_epoch_ms(frame["ts"], path, first_row)
+    out = {}
+    for row, (ts, action) in enumerate(zip(ts_ms, frame["action"]), start=first_row):
         name = str(action).strip().upper() if action is not None else ""
         if name not in ACTIONS:
             raise DataValidationError(f"action {action!r} is not one of {ACTIONS}", path=path,

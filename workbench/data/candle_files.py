@@ -144,7 +144,7 @@ def typed_candles(raw: pl.DataFrame, source, first_row: int) -> pl.DataFrame:
         raise rule_error(f"missing column(s) {', '.join(missing)}; found {', '.join(raw.columns)}. "
                     "Expected a header ts,open,high,low,close,volume or a 12-column Binance "
                     "kline CSV", source, "columns")
-    ts = _ts_ms(raw["ts"], source, first_row)
+    ts = ts_to_epoch_ms(raw["ts"], source, first_row)
     ts_np = ts.to_numpy()
     values = [_numeric(raw[c], source, first_row, ts_np) for c in VALUE_COLUMNS]
     return pl.DataFrame([ts, *values])
@@ -182,7 +182,12 @@ def _numeric(series: pl.Series, source, first_row: int, ts: np.ndarray) -> pl.Se
     return out
 
 
-def _ts_ms(series: pl.Series, source, first_row: int) -> pl.Series:
+def ts_to_epoch_ms(series: pl.Series, source, first_row: int) -> pl.Series:
+    """Return a ts column as Int64 epoch ms: integers as they are, zoned datetimes, ISO-8601 text.
+
+    Raises DataValidationError (rule ``ts_format``) naming the file and the first bad row for a
+    null, a datetime or ISO text without a time zone, or text that is not a timestamp.
+    """
     _null_error(series, source, first_row)
     if series.dtype.is_integer():
         return series.cast(pl.Int64).alias("ts")
