@@ -206,7 +206,7 @@ def main() -> dict:
               "simulation": bench_simulation(data, args.repeats),
               "backtesting_py": bench_backtesting_py(data, args.bt_candles)}
     try:
-        report["model_backtest"] = bench_model(args.model_windows, chunk=512)
+        report["model_backtest"] = bench_model(args.model_windows, chunk=64)
     except ImportError as exc:
         report["model_backtest"] = {"skipped": f"model handle not available: {exc}"}
     report = write_report("backtest", report)

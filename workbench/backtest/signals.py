@@ -214,7 +214,7 @@ def _predict_windows(handle, features, rows, chunk, progress):
     return probs, candle, version
 
 
-def model_signals(handle, features: np.ndarray, rows, *, chunk: int = 2048,
+def model_signals(handle, features: np.ndarray, rows, *, chunk: int = 64,
                   threshold: float | None = None,
                   progress: ProgressFn | None = None) -> ModelSignals:
     """Run a model's inference on the windows ending at ``rows`` of ``features``.
@@ -225,7 +225,8 @@ def model_signals(handle, features: np.ndarray, rows, *, chunk: int = 2048,
     features : float32 (T, 8) feature matrix of the series (history before the range included,
         so that the first row of the range has a full window).
     rows : sorted int rows of ``features`` to predict at (the candles of the backtest range).
-    chunk : windows per ``predict`` call; bounds memory at ``chunk * N * 8`` floats.
+    chunk : windows per ``predict`` call; bounds memory (a transformer's attention holds
+        ``chunk * N * N`` floats per layer).
     threshold : optional minimum top probability for a BUY/SELL (else HOLD).
     progress : called as ``progress("signals", done, total)`` after each chunk.
 
