@@ -76,7 +76,8 @@ def backtest(store: Store, days: int = 3) -> None:
                                          model=_STATE["run_id"]), store=store)
     st = result.stats
     _STATE["backtest"] = st
-    print(f"   backtest {result.backtest_id}: trades={st['n_trades']} win_rate={st['win_rate']:.3f} "
+    win = "n/a (no closed trade)" if st["win_rate"] != st["win_rate"] else f"{st['win_rate']:.3f}"
+    print(f"   backtest {result.backtest_id}: trades={st['n_trades']} win_rate={win} "
           f"return={st['return_pct']:+.4%} max_drawdown={st['max_drawdown']:.4%} "
           f"sharpe={st['sharpe']:.2f} exposure={st['exposure']:.3f}")
 
