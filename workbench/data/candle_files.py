@@ -31,7 +31,8 @@ BINANCE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close
                    "quote_volume", "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore")
 # Epoch ms stays below 1e14 until the year 5138; Binance microsecond open times are ~1.7e15.
 _MICROS_THRESHOLD = 10**14
-_ZONE_RE = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?|\s*UTC)$"
+# a zone must follow a time of day: "2025-05-20" alone ends in "-20", which is a day, not an offset
+_ZONE_RE = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
 
 @dataclass(frozen=True)
 class ParsedFile:
@@ -199,7 +200,7 @@ def ts_to_epoch_ms(series: pl.Series, source, first_row: int) -> pl.Series:
     if series.dtype != pl.String:
         raise rule_error(f"ts has type {series.dtype}; use epoch ms integers or ISO-8601 with a zone",
                     source, "ts_format", row=first_row)
-    text = series.str.strip_chars()
+    text = series.str.strip_chars().str.replace(r"\s*UTC$", "Z")  # "... 00:00:00 UTC" is zoned
     if _is_int_text(text[0]):
         out = text.cast(pl.Int64, strict=False)
         _first_bad(out.is_null(), text, source, first_row, "is not an epoch-ms integer")

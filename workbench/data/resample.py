@@ -56,6 +56,12 @@ def resample_ohlcv(frame: pl.DataFrame, from_tf: str, to_tf: str) -> pl.DataFram
     ParameterError : the pair of timeframes cannot be resampled.
     """
     src, dst = _check_pair(from_tf, to_tf)
+    off_grid = (frame["ts"] % src) != 0
+    if off_grid.any():
+        i = int(off_grid.arg_max())
+        raise ParameterError(f"candle at ts {frame['ts'][i]} (row {i}) is not on the {from_tf} grid "
+                             f"(ts % {src} != 0); {to_tf} buckets would mix candles across bucket "
+                             "edges")
     out = (
         frame.lazy()
         .with_columns(bucket=(pl.col("ts") // dst) * dst)

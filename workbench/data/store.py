@@ -37,12 +37,17 @@ from typing import Callable, Iterator, Sequence
 import duckdb
 import polars as pl
 
-from workbench.errors import StoreBusyError, StoreError
+from workbench.errors import DataValidationError, ParameterError, StoreBusyError, StoreError
 from workbench.paths import resolve_db_path
 
 OHLCV_COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 ACTIONS = ("BUY", "SELL", "HOLD")
 ANNOTATION_SOURCES = ("manual", "pivot", "rule")
+INDICATOR_COLUMNS = ("returns", "log_returns", "sma_10", "sma_20", "sma_50", "ema_10", "ema_20",
+                     "ema_50", "rsi_14", "atr_14", "volume_z")
+BACKTEST_COLUMNS = ("backtest_id", "run_id", "symbol", "timeframe", "start_ts", "end_ts",
+                    "created_at", "final_equity", "pnl", "return_pct", "n_trades", "win_rate",
+                    "max_drawdown", "sharpe", "exposure", "params", "trades_path", "equity_path")
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS ohlcv (
@@ -96,7 +101,6 @@ _SCHEMA = [
         created_at TIMESTAMP NOT NULL DEFAULT current_timestamp, summary VARCHAR)""",
 ]
 
-_schema_ready: set[Path] = set()
 _schema_guard = threading.Lock()
 
 # -- threads of one process (added for issue 6's stress test) ---------------------------------
@@ -116,6 +120,21 @@ def _write_guard(path: Path) -> threading.RLock:
 def _is_lock_error(exc: BaseException) -> bool:
     text = str(exc).lower()
     return "lock" in text and ("could not set" in text or "conflicting" in text or "resource" in text)
+
+
+@contextlib.contextmanager
+def _registered(con, name: str, frame: pl.DataFrame) -> Iterator[None]:
+    """Expose ``frame`` to SQL as ``name`` for one block.
+
+    Once a statement has aborted the transaction, unregistering fails too; that second error is
+    suppressed so the statement's own error (the one naming the broken rule) reaches the caller.
+    """
+    con.register(name, frame.to_arrow())
+    try:
+        yield
+    finally:
+        with contextlib.suppress(duckdb.Error):
+            con.unregister(name)
 
 
 class Store:
@@ -164,12 +183,14 @@ class Store:
                 con.close()
 
     def _ensure_schema(self, con: duckdb.DuckDBPyConnection) -> None:
+        # Probed on every connect (under 1 ms) rather than remembered per path: a store deleted and
+        # recreated at the same path (starting over in a notebook) must get its tables again.
+        probe = con.sql("SELECT count(*) AS n FROM duckdb_tables() WHERE table_name = 'runs'").pl()
+        if probe["n"][0]:
+            return
         with _schema_guard:
-            if self.path in _schema_ready:
-                return
             for stmt in _SCHEMA:
                 con.execute(stmt)
-            _schema_ready.add(self.path)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -235,13 +256,10 @@ class Store:
 
     @staticmethod
     def _insert_ohlcv(con, symbol: str, timeframe: str, candles: pl.DataFrame) -> None:
-        con.register("_incoming", candles.select(OHLCV_COLUMNS).sort("ts").to_arrow())
-        try:
+        with _registered(con, "_incoming", candles.select(OHLCV_COLUMNS).sort("ts")):
             con.execute(
                 "INSERT INTO ohlcv SELECT ?, ?, ts, open, high, low, close, volume "
                 "FROM _incoming ORDER BY ts", [symbol, timeframe])
-        finally:
-            con.unregister("_incoming")
 
     def replace_series(self, symbol: str, timeframe: str, candles: pl.DataFrame,
                        cache_row: dict | None = None) -> None:
@@ -251,6 +269,9 @@ class Store:
         which is what makes range reads fast.
         """
         with self.transaction() as con:
+            # the series no longer holds what earlier files added: re-ingesting them must read them
+            con.execute("DELETE FROM ingest_cache WHERE symbol = ? AND timeframe = ?",
+                        [symbol, timeframe])
             self._write_series(con, symbol, timeframe, candles, cache_row)
 
     @classmethod
@@ -267,8 +288,21 @@ class Store:
                  int(cache_row["rows"])])
 
     def append_candles(self, symbol: str, timeframe: str, candles: pl.DataFrame) -> None:
-        """Atomically append candles newer than the last stored one (the push feed's path)."""
+        """Atomically append candles newer than the last stored one (the push feed's path).
+
+        Raises
+        ------
+        DataValidationError : when a candle is not newer than the series' last stored candle
+            (checked inside the write transaction, so two writers cannot both append it).
+        """
         with self.transaction() as con:
+            last = con.sql("SELECT max(ts) AS m FROM ohlcv WHERE symbol = ? AND timeframe = ?",
+                           params=[symbol, timeframe]).pl()["m"][0]
+            first = candles["ts"].min()
+            if last is not None and first is not None and first <= last:
+                raise DataValidationError(
+                    f"{symbol} {timeframe}: candle at ts {first} is not after the last stored "
+                    f"candle {last}", ts=first, rule="append_after_last")
             self._insert_ohlcv(con, symbol, timeframe, candles)
 
     def cached_ingest(self, content_hash: str, symbol: str, timeframe: str) -> dict | None:
@@ -307,16 +341,17 @@ class Store:
     def replace_indicators(self, symbol: str, timeframe: str, frame: pl.DataFrame) -> None:
         """Atomically replace the persisted indicator columns of a series."""
         cols = [c for c in frame.columns if c != "ts"]
+        unknown = sorted(set(cols) - set(INDICATOR_COLUMNS))
+        if unknown:
+            raise ParameterError(f"indicator column(s) {unknown} are not in the indicators table; "
+                                 f"known: {list(INDICATOR_COLUMNS)}")
+        names = ", ".join(["ts", *cols])  # checked against the schema above
         with self.transaction() as con:
             con.execute("DELETE FROM indicators WHERE symbol = ? AND timeframe = ?",
                         [symbol, timeframe])
-            con.register("_ind", frame.to_arrow())
-            try:
-                names = ", ".join(["ts", *cols])
+            with _registered(con, "_ind", frame):
                 con.execute(f"INSERT INTO indicators (symbol, timeframe, {names}) "  # noqa: S608
                             f"SELECT ?, ?, {names} FROM _ind ORDER BY ts", [symbol, timeframe])
-            finally:
-                con.unregister("_ind")
 
     def read_indicators(self, symbol: str, timeframe: str) -> pl.DataFrame:
         """Return the persisted indicator columns of a series, by ts."""
@@ -333,13 +368,10 @@ class Store:
             con.execute("DELETE FROM pivot_points WHERE symbol = ? AND timeframe = ?",
                         [symbol, timeframe])
             if pivots.height:
-                con.register("_piv", pivots.to_arrow())
-                try:
+                with _registered(con, "_piv", pivots):
                     con.execute(
                         "INSERT INTO pivot_points SELECT ?, ?, ts, confirmed_ts, price, pivot_type,"
                         " level, strength FROM _piv ORDER BY ts", [symbol, timeframe])
-                finally:
-                    con.unregister("_piv")
 
     def read_pivots(self, symbol: str, timeframe: str, *, confirmed_until: int | None = None,
                     max_level: int | None = None) -> pl.DataFrame:
@@ -356,14 +388,16 @@ class Store:
         """Insert or replace annotations (columns ts, action, source); returns the row count."""
         if rows.height == 0:
             return 0
+        for column, allowed in (("action", ACTIONS), ("source", ANNOTATION_SOURCES)):
+            bad = rows.filter(~pl.col(column).is_in(list(allowed)))
+            if bad.height:
+                raise ParameterError(f"annotation at ts {bad['ts'][0]}: {column} "
+                                     f"{bad[column][0]!r} is not one of {allowed}")
         with self.transaction() as con:
-            con.register("_ann", rows.select("ts", "action", "source").to_arrow())
-            try:
+            with _registered(con, "_ann", rows.select("ts", "action", "source")):
                 con.execute(
                     "INSERT OR REPLACE INTO annotations (symbol, timeframe, ts, action, source) "
                     "SELECT ?, ?, ts, action, source FROM _ann", [symbol, timeframe])
-            finally:
-                con.unregister("_ann")
         return rows.height
 
     def read_annotations(self, symbol: str, timeframe: str, start: int | None = None,
@@ -384,6 +418,10 @@ class Store:
         if isinstance(row.get("params"), dict):
             row["params"] = json.dumps(row["params"], sort_keys=True)
         cols = list(row)
+        unknown = sorted(set(cols) - set(BACKTEST_COLUMNS))
+        if unknown:
+            raise ParameterError(f"backtest field(s) {unknown} are not backtest_results columns; "
+                                 f"known: {list(BACKTEST_COLUMNS)}")
         with self.transaction() as con:
             con.execute(
                 f"INSERT OR REPLACE INTO backtest_results ({', '.join(cols)}) "  # noqa: S608
@@ -418,12 +456,9 @@ class Store:
             return 0
         cols = ", ".join(self.LEDGER_COLUMNS)
         with self.transaction() as con:
-            con.register("_ledger", rows.select(self.LEDGER_COLUMNS).to_arrow())
-            try:
+            with _registered(con, "_ledger", rows.select(self.LEDGER_COLUMNS)):
                 con.execute(f"INSERT INTO prediction_ledger ({cols}) "  # noqa: S608 - constants
                             f"SELECT {cols} FROM _ledger")
-            finally:
-                con.unregister("_ledger")
         return rows.height
 
     def read_ledger(self, run_id: str | None = None) -> pl.DataFrame:

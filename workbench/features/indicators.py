@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import polars as pl
 
+from workbench.data.store import INDICATOR_COLUMNS  # the indicators table's columns
 from workbench.errors import DataValidationError
 
 MA_WINDOWS = (10, 20, 50)
 RSI_PERIOD = 14
 ATR_PERIOD = 14
 VOLUME_Z_WINDOW = 20
-INDICATOR_COLUMNS = ("returns", "log_returns", "sma_10", "sma_20", "sma_50", "ema_10", "ema_20",
-                     "ema_50", "rsi_14", "atr_14", "volume_z")
 _REQUIRED = ("ts", "high", "low", "close", "volume")
 
 
