@@ -68,8 +68,10 @@ def test_fraction_of_equity_compounds():
     assert r.final_equity == pytest.approx(2 * 1300 / 11 - 100 / 11 * 15.5)
 
 
-def test_no_signal_means_no_trade_and_flat_equity():
-    r = simulate(OPEN, CLOSE, np.zeros(6, dtype=np.int8))
+@pytest.mark.parametrize("size_mode, size", [("fixed", 1.0), ("fraction", 0.5)])
+def test_no_signal_means_no_trade_and_flat_equity(size_mode, size):
+    r = simulate(OPEN, CLOSE, np.zeros(6, dtype=np.int8),
+                 SimConfig(size_mode=size_mode, size=size))
     assert r.fill_idx.size == 0 and r.trades["size"].size == 0
     assert r.equity.tolist() == [10_000.0] * 6
 

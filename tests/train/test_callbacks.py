@@ -127,6 +127,46 @@ def test_early_stopping_stops_at_the_expected_epoch_and_restores_best_weights():
     assert stopper.best_epoch == 1 and module.w.item() == 1.0
 
 
+def _fit_crafted(losses, stopper, epochs=None):
+    module = _CraftedLoss(losses)
+    trainer = L.Trainer(max_epochs=epochs or len(losses), callbacks=[stopper], logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(module)
+    return module
+
+
+def test_a_nan_epoch_after_an_improvement_is_not_restored_as_the_best():
+    stopper = RestoringEarlyStopping(monitor="val_loss", patience=5)  # stops at the NaN
+    module = _fit_crafted([1.0, 0.5, float("nan"), 0.7], stopper)
+    assert stopper.best_epoch == 1 and module.w.item() == 1.0
+
+
+def test_resumed_early_stopping_still_restores_the_best_weights_from_before_the_kill():
+    first = RestoringEarlyStopping(monitor="val_loss", patience=5)
+    _fit_crafted([1.0, 0.5, 0.7, 0.8], first, epochs=2)  # the "killed" run saw epochs 0-1
+    resumed = RestoringEarlyStopping(monitor="val_loss", patience=5)
+    resumed.load_state_dict(first.state_dict())  # what Lightning does from last.ckpt
+    module = _CraftedLoss([1.0, 0.5, 0.7, 0.8])
+    trainer = L.Trainer(max_epochs=4, callbacks=[resumed], logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit_loop.epoch_progress.current.completed = 2  # continue at epoch 2
+    trainer.fit(module)
+    assert resumed.best_epoch == 1 and module.w.item() == 1.0
+
+
+def test_checkpoint_and_early_stopping_follow_the_metric_direction_by_default(tmp_path):
+    from workbench.train.config import config_from_dict
+
+    config = config_from_dict({"callbacks": {"checkpoint": {"monitor": "val_acc"},
+                                             "early_stopping": {"monitor": "val_f1"}}})
+    callbacks = build_callbacks(config, tmp_path)
+    modes = {type(c).__name__: c.mode for c in callbacks if hasattr(c, "mode")}
+    assert modes["RestoringEarlyStopping"] == "max"
+    assert [c.mode for c in callbacks if type(c).__name__ == "ModelCheckpoint"] == ["max"]
+
+
 def test_metrics_tracker_history_latest_best_and_best_epoch():
     t = MetricsTracker()
     for epoch, (loss, acc) in enumerate([(1.0, 0.5), (0.7, 0.6), (0.8, 0.55)]):

@@ -169,6 +169,8 @@ def _fraction_units(direction: np.ndarray, price: np.ndarray, cfg: SimConfig) ->
     With flat equity ``F_j`` before opening position ``j`` (direction ``d``, entry ``e``, exit
     ``x``), ``F_{j+1} = F_j * (1 + d f (x (1 - d fee) - e (1 + d fee)) / (e (1 + fee)))``.
     """
+    if price.size == 0:  # no fill, no position: nothing to size
+        return np.zeros(0)
     d = direction.astype(np.float64)
     entry = price * (1.0 + cfg.slippage * d)
     exit_ = np.empty_like(price)

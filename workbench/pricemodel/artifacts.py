@@ -8,25 +8,20 @@ JSON files are written atomically (temporary file in the same folder, then ``os.
 """
 from __future__ import annotations
 
-import json
-import os
 import platform
 from pathlib import Path
 
 import numpy as np
 
 from workbench.errors import ExportError
+from workbench.train.callbacks import write_json_atomic
 
 PARITY_TOLERANCE = 1e-4
 
 
 def write_json(path: Path, payload: dict) -> Path:
-    """Write ``payload`` as indented JSON atomically and return ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
-    return path
+    """Write ``payload`` as indented, key-sorted JSON atomically and return ``path``."""
+    return write_json_atomic(path, payload, sort_keys=True, default=str)
 
 
 def save_keras(model, run_dir: Path) -> Path:

@@ -37,6 +37,11 @@ def metric_mode(name: str) -> str:
     return "max" if name.rsplit("_", 1)[-1] in _MAXIMISED or name.endswith("snr_db") else "min"
 
 
+def _resolved_mode(section) -> str:
+    """A callback section's ``mode``, with ``auto`` taken from its monitored metric."""
+    return metric_mode(section.monitor) if section.mode == "auto" else section.mode
+
+
 class MetricsTracker:
     """Per-epoch history of every metric with its latest and best value and best epoch."""
 
@@ -86,13 +91,18 @@ class MetricsTracker:
         self.records = copy.deepcopy(state["records"])
 
 
-def write_json_atomic(path: Path, payload) -> None:
-    """Write JSON to ``path`` through a temporary file and ``os.replace``."""
+def write_json_atomic(path: Path, payload, **dump_options) -> Path:
+    """Write JSON to ``path`` through a unique temporary file and ``os.replace``; return ``path``.
+
+    ``dump_options`` go to :func:`json.dump` (for example ``sort_keys=True, default=str``).
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2, allow_nan=True)
+        json.dump(payload, fh, indent=2, allow_nan=True, **dump_options)
     os.replace(tmp, path)
+    return path
 
 
 class JsonMetricsLogger(Checkpoint):
@@ -139,11 +149,25 @@ class RestoringEarlyStopping(EarlyStopping):
         self.best_epoch: int | None = None
 
     def _run_early_stopping_check(self, trainer) -> None:
+        before = self.best_score.clone()
         super()._run_early_stopping_check(trainer)
-        if self.restore_best and self.wait_count == 0:
+        # Keep the weights only when the monitored value really improved: Lightning leaves
+        # wait_count unchanged for a non-finite value, which must not pass for an improvement.
+        if self.restore_best and not torch.equal(self.best_score, before):
             self.best_epoch = trainer.current_epoch
             self.best_state = {k: v.detach().clone()
                                for k, v in trainer.lightning_module.state_dict().items()}
+
+    def state_dict(self) -> dict:
+        """Lightning's early-stopping state plus the best weights, so a resumed run restores them."""
+        return {**super().state_dict(), "best_state": self.best_state,
+                "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        self.best_state = state.pop("best_state", None)
+        self.best_epoch = state.pop("best_epoch", None)
+        super().load_state_dict(state)
 
     def on_train_end(self, trainer, pl_module) -> None:
         if self.restore_best and self.best_state is not None:
@@ -217,7 +241,7 @@ def build_callbacks(config, run_dir: Path, *, lock=None, publish=None, session: 
     ckpt_dir = Path(run_dir) / "checkpoints"
     out: list[Callback] = [JsonMetricsLogger(Path(run_dir) / "metrics.json", on_epoch)]
     out.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=cb.checkpoint.monitor,
-                               mode=cb.checkpoint.mode, save_top_k=1, save_last=True,
+                               mode=_resolved_mode(cb.checkpoint), save_top_k=1, save_last=True,
                                save_on_train_epoch_end=True, enable_version_counter=False))
     if cb.checkpoint.every_n_epochs:
         out.append(ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}",
@@ -226,7 +250,7 @@ def build_callbacks(config, run_dir: Path, *, lock=None, publish=None, session: 
                                    save_on_train_epoch_end=True, enable_version_counter=False))
     es = cb.early_stopping
     if es.enabled:
-        out.append(RestoringEarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience,
+        out.append(RestoringEarlyStopping(monitor=es.monitor, mode=_resolved_mode(es), patience=es.patience,
                                           min_delta=es.min_delta, restore_best=es.restore_best,
                                           lock=lock))
     if cb.tensorboard:

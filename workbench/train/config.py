@@ -152,24 +152,24 @@ class DataConfig:
 @dataclass
 class CheckpointConfig:
     monitor: str = "val_loss"
-    mode: str = "min"
+    mode: str = "auto"  # auto: min for losses/errors, max for accuracy, F1, R2, Pearson, SNR
     every_n_epochs: int = 0  # 0: only best and last
 
     def check(self) -> list[tuple[str, str]]:
-        return _choice(self, "mode", ("min", "max")) + _nonnegative(self, "every_n_epochs")
+        return _choice(self, "mode", ("auto", "min", "max")) + _nonnegative(self, "every_n_epochs")
 
 
 @dataclass
 class EarlyStoppingConfig:
     enabled: bool = True
     monitor: str = "val_loss"
-    mode: str = "min"
+    mode: str = "auto"  # as CheckpointConfig.mode
     patience: int = 5
     min_delta: float = 0.0
     restore_best: bool = True
 
     def check(self) -> list[tuple[str, str]]:
-        return (_choice(self, "mode", ("min", "max"))
+        return (_choice(self, "mode", ("auto", "min", "max"))
                 + _nonnegative(self, "patience", "min_delta"))
 
 

@@ -94,6 +94,14 @@ class EpochShuffleSampler(Sampler[int]):
         return iter(rng.permutation(self.n).tolist())
 
 
+def _require_nonempty(splits, c) -> None:
+    """Raise NotFoundError naming the first empty split of ``splits``."""
+    for name in ("train", "val", "test"):
+        if getattr(splits, name).shape[0] == 0:
+            raise NotFoundError(f"the {name} split of {c.symbol} {c.timeframe} is empty; "
+                                "use more data or other split fractions")
+
+
 class WindowDataModule(L.LightningDataModule):
     """Serve train/val/test windows of one stored series.
 
@@ -142,16 +150,13 @@ class WindowDataModule(L.LightningDataModule):
         if c.max_windows:
             ends = ends[-c.max_windows:]
         splits = chronological_splits(ends, c.val_fraction, c.test_fraction)
+        _require_nonempty(splits, c)
         rows = np.zeros(arrays.length, dtype=bool)
         rows[ends] = True
         labels = build_labels(self.store, frame, c, int(splits.train[-1]) + 1, rows)
         keep = labels.annotated  # windows whose end candle no chosen source labels are dropped
         self.splits = Splits(*(s[keep[s]] for s in (splits.train, splits.val, splits.test)))
-        for name, part in zip(("train", "val", "test"), (self.splits.train, self.splits.val,
-                                                         self.splits.test)):
-            if part.shape[0] == 0:
-                raise NotFoundError(f"the {name} split of {c.symbol} {c.timeframe} is empty; "
-                                    "use more data or other split fractions")
+        _require_nonempty(self.splits, c)  # again: unlabelled windows were dropped
         self.arrays, self.labels = arrays, labels
 
     def _loader(self, ends: np.ndarray, sampler=None) -> DataLoader:
@@ -168,13 +173,6 @@ class WindowDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.splits.test)
-
-    def example_batch(self, n: int = 8, split: str = "val"):
-        """Return the first ``n`` samples of a split as ``(x, action, candle)`` tensors."""
-        self.setup()
-        ends = getattr(self.splits, split)[:n]
-        return WindowDataset(self.arrays, ends, self.labels, self.window).__getitems__(
-            range(ends.shape[0]))
 
     def describe(self) -> dict:
         """Return sizes and time ranges of the splits and the samples' label sources (run.json)."""

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from workbench.live.lock import TrainingLock
@@ -132,7 +133,10 @@ def _fit(job, folder: Path, extra_callback) -> dict:
                                 session=job.run_id, on_epoch=_on_epoch(job)) + [extra_callback]
     trainer = build_trainer(config, folder, callbacks)
     trainer.fit(module, datamodule=dm, ckpt_path=job.ckpt_path)
-    tested = trainer.test(module, datamodule=dm, verbose=False)
+    # test the weights that load_model() and the backtest use: best.ckpt, not the last epoch's.
+    # Named explicitly: "best" would ask trainer.checkpoint_callback, the metrics logger here.
+    best = next((c.best_model_path for c in callbacks if isinstance(c, ModelCheckpoint)), "")
+    tested = trainer.test(module, datamodule=dm, ckpt_path=best or None, verbose=False)
     out = _summaries(callbacks, config)
     out["test_metrics"] = {k: float(v) for k, v in (tested[0] if tested else {}).items()}
     out["global_step"] = trainer.global_step
