@@ -172,3 +172,44 @@ def test_ledger_writes_while_another_process_reads_the_same_file(tmp_store):
     first, last = map(int, out.split())
     assert last > first  # the reader saw the writer's batches land while it read
     assert tmp_store.read_ledger("w").height == i
+
+
+def test_a_failed_batch_flush_neither_duplicates_a_frame_nor_drops_a_candle_event(tmp_store,
+                                                                                  eth_slice):
+    from workbench.errors import StoreBusyError
+
+    series = SeriesArrays.from_frame(SYM, TF, eth_slice.head(400))
+    feed = ReplayFeed(series, start=int(series.ts[100]))
+    ledger = PredictionLedger(tmp_store, run_id="busy", batch_size=16)
+    coord = InferenceTrainingCoordinator(feed, config=CoordinatorConfig(max_age_candles=5),
+                                         ledger=ledger)
+    real, calls = tmp_store.append_ledger, []
+
+    def busy_once(rows):  # the real store, made busy for exactly one batch write
+        calls.append(rows.height)
+        if len(calls) == 3:
+            raise StoreBusyError("store busy, say")
+        return real(rows)
+
+    tmp_store.append_ledger = busy_once
+    delivered = []
+
+    class Recorder:
+        def on_candle_completion(self, event, ref):
+            delivered.append(event.ts)
+
+        def on_pivot_event(self, event, refs):
+            pass
+
+    def infer(ev):
+        coord.register_frame(ev.index, 32, ev.ts + 60_000, 0, (0.0, 0.1, -0.1, 0.0), 0.5, 1,
+                             ev.close_ts)
+
+    feed.subscribe_candle_completion(infer, SYM, TF)
+    coord.subscribe(Recorder(), SYM, TF)
+    feed.run()
+    coord.close()
+    rows = tmp_store.read_ledger("busy")
+    assert ledger.failed_flushes == 1 and len(calls) > 3
+    assert rows.height == 300 and rows["inference_id"].n_unique() == 300
+    assert len(delivered) == 300  # every candle event still reached the subscriber

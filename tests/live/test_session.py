@@ -199,3 +199,20 @@ def test_a_push_feed_drives_a_session_candle_by_candle(tmp_store, eth_slice):
     feed.push(eth_slice.row(220, named=True))
     assert session.stats()["predictions"] == 20  # a stopped session no longer listens
     assert stats["errors"] == 0
+
+
+def test_stopping_a_session_run_by_another_thread_keeps_every_frame_in_the_ledger(eth_store):
+    # the control panel runs session.run() in its own worker thread and presses Stop from another
+    ts = _ts(eth_store)
+    session = LiveSession(tiny_handle(), eth_store, ETH, TF, TrainingMode.NONE, int(ts[100]),
+                          int(ts[2500]), config=SessionConfig(ledger=True, session_id="stop-me"))
+    worker = threading.Thread(target=session.run)
+    worker.start()
+    assert _wait(lambda: session.stats()["candles"] >= 20)
+    assert session.state == "running"  # not "idle" while run() executes in a foreign thread
+    session.stop(wait=False)
+    worker.join(60)
+    assert not worker.is_alive() and session.state == "stopped"
+    stats = session.stats()
+    rows = eth_store.read_ledger().filter(pl.col("session_id") == "stop-me")
+    assert rows.height == stats["frames"]["registered"] == stats["predictions"]

@@ -75,7 +75,7 @@ def dashboard(
     """Serve the control panel and the read-only report notebooks with Voila on 127.0.0.1."""
     from workbench.ui.dashboard import serve
 
-    os.environ.setdefault("WORKBENCH_DB", str(_common.db_path()))
+    os.environ["WORKBENCH_DB"] = str(_common.db_path())  # --db wins over an inherited variable
     raise typer.Exit(serve(port=port, timeout=timeout))
 
 

@@ -101,6 +101,7 @@ _SCHEMA = [
         created_at TIMESTAMP NOT NULL DEFAULT current_timestamp, summary VARCHAR)""",
 ]
 
+_schema_ready: set[Path] = set()
 _schema_guard = threading.Lock()
 
 # -- threads of one process (added for issue 6's stress test) ---------------------------------
@@ -163,6 +164,7 @@ class Store:
         while True:
             try:
                 with _open_guard:
+                    created = not self.path.exists()
                     con = duckdb.connect(str(self.path))
                 break
             except duckdb.Error as exc:
@@ -176,21 +178,21 @@ class Store:
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.25)
         try:
-            self._ensure_schema(con)
+            self._ensure_schema(con, created)
             yield con
         finally:
             with _open_guard:
                 con.close()
 
-    def _ensure_schema(self, con: duckdb.DuckDBPyConnection) -> None:
-        # Probed on every connect (under 1 ms) rather than remembered per path: a store deleted and
-        # recreated at the same path (starting over in a notebook) must get its tables again.
-        probe = con.sql("SELECT count(*) AS n FROM duckdb_tables() WHERE table_name = 'runs'").pl()
-        if probe["n"][0]:
-            return
+    def _ensure_schema(self, con: duckdb.DuckDBPyConnection, created: bool) -> None:
+        # Remembered per path, except that a file this connect created (a store deleted and made
+        # again at the same path, say to start over in a notebook) always gets its tables.
         with _schema_guard:
+            if self.path in _schema_ready and not created:
+                return
             for stmt in _SCHEMA:
                 con.execute(stmt)
+            _schema_ready.add(self.path)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -298,13 +298,16 @@ class InferenceTrainingCoordinator:
     def _evict_one(self, capacity: bool = False) -> None:
         fid = self._oldest
         s = fid & self._cols.mask
-        if self.ledger is not None:
-            self.ledger.add(self._ledger_row(fid))
+        row = self._ledger_row(fid) if self.ledger is not None else None
         unmatched = not (self._cols.flags[s] & _MATCHED)
+        # evicted first: a ledger write that fails must neither re-add this frame next time nor
+        # stop the event being delivered (the ledger keeps the row buffered and retries)
         self._oldest = fid + 1
         self.counts["evicted"] += 1
         self.counts["evicted_unmatched"] += unmatched
         self.counts["evicted_capacity"] += capacity
+        if row is not None:
+            self.ledger.add(row)
 
     def _evict_old(self, now_row: int) -> None:
         limit = now_row - self.config.max_age_candles

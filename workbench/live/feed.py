@@ -224,6 +224,7 @@ class ReplayFeed(CandleFeed):
         self._next = first
         self._stop_requested = False
         self._paused = False
+        self._running = False
         self._resume = threading.Event()
         self._resume.set()
         self._thread: threading.Thread | None = None
@@ -251,7 +252,8 @@ class ReplayFeed(CandleFeed):
             return "stopped"
         if self._paused:
             return "paused"
-        return "running" if self._thread is not None or self.elapsed_s else "idle"
+        running = self._running or self._thread is not None or self.elapsed_s
+        return "running" if running else "idle"
 
     def pause(self) -> None:
         """Pause after the candle being emitted; :meth:`resume` continues."""
@@ -272,6 +274,7 @@ class ReplayFeed(CandleFeed):
     def run(self) -> dict:
         """Replay in the calling thread until the end, :meth:`stop` or an error; return stats."""
         t0 = time.perf_counter()
+        self._running = True  # whichever thread runs the loop (a session's, the feed's own, ...)
         try:
             if self.speed is None:
                 self._run_max()
@@ -279,6 +282,7 @@ class ReplayFeed(CandleFeed):
                 self._run_paced()
         finally:
             self.elapsed_s += time.perf_counter() - t0
+            self._running = False
         return self.stats()
 
     def _run_max(self) -> None:

@@ -14,11 +14,15 @@ realised accuracy) and the error of the predicted candle.
 """
 from __future__ import annotations
 
+import logging
 import threading
 
 import polars as pl
 
 from workbench.data.store import Store
+from workbench.errors import WorkbenchError
+
+log = logging.getLogger(__name__)
 
 LEDGER_SCHEMA = {
     "inference_id": pl.String, "session_id": pl.String, "run_id": pl.String,
@@ -52,6 +56,7 @@ class PredictionLedger:
         self._guard = threading.Lock()
         self.written = 0
         self.flushes = 0
+        self.failed_flushes = 0  # batch flushes that failed in add(); their rows stayed buffered
 
     def add(self, row: dict) -> None:
         """Buffer one row (keys of :data:`LEDGER_SCHEMA` except run/session); flush when full."""
@@ -60,7 +65,12 @@ class PredictionLedger:
             self._rows.append(tuple(row.get(c) for c in LEDGER_SCHEMA))
             full = len(self._rows) >= self.batch_size
         if full:
-            self.flush()
+            try:
+                self.flush()
+            except WorkbenchError as exc:  # e.g. StoreBusyError: keep the rows, retry next batch
+                self.failed_flushes += 1
+                log.warning("prediction ledger: flush of %d rows failed (%s); kept for the next "
+                            "flush", self.pending(), exc)
 
     def pending(self) -> int:
         """Rows buffered and not yet written."""

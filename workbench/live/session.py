@@ -203,6 +203,7 @@ class LiveSession(TrainingEventSubscriber):
         self._last: dict | None = None  # the newest prediction (row, ts, candle, ...)
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._running = False  # True while run() executes, in whichever thread
         self.failure: BaseException | None = None
         self.elapsed_s = 0.0
         self._signals: dict[int, int] = {}  # candle ts -> signal, every candle of the replay
@@ -362,6 +363,7 @@ class LiveSession(TrainingEventSubscriber):
     def run(self) -> dict:
         """Replay in the calling thread until the end or :meth:`stop`; return :meth:`stats`."""
         t0 = time.perf_counter()
+        self._running = True
         try:
             self.feed.run()
         except BaseException as exc:
@@ -369,6 +371,7 @@ class LiveSession(TrainingEventSubscriber):
             raise
         finally:
             self.elapsed_s += time.perf_counter() - t0
+            self._running = False
             self._finish()
         return self.stats()
 
@@ -413,7 +416,9 @@ class LiveSession(TrainingEventSubscriber):
             stop()
         if wait and self._thread is not None:
             self._thread.join(timeout)
-        if self._thread is None:
+        # a run() still going in some other thread finishes (and flushes the ledger) itself: closing
+        # here would race the candle it is processing and lose that candle's frame
+        if self._thread is None and not self._running:
             self._finish()
         return self.stats()
 
