@@ -15,6 +15,9 @@ at once (a notebook kernel ingesting, another kernel reading, a Voila dashboard 
   ("Could not set lock on file"). :meth:`Store._connect` retries with jittered exponential backoff
   until ``busy_timeout`` seconds have passed, then raises :class:`StoreBusyError`, a typed error with
   a clear message. The raw DuckDB lock error never reaches a user.
+* **Waiters get their turn.** A process that finds the file locked leaves a fresh marker file
+  (``<db>.waiting.<pid>``) while it retries; a process about to open the store steps aside for
+  50 ms when it sees another process's marker, so a tight write loop cannot starve a reader.
 * **One writer at a time, atomically.** Writes run inside ``BEGIN ... COMMIT``; a failure rolls
   back, so nothing is half-written. Within one process, DuckDB shares one database instance
   between connections to the same path, so threads do not contend on the file lock; each thread
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import threading
 import time
@@ -103,6 +107,8 @@ _SCHEMA = [
 
 _schema_ready: set[Path] = set()
 _schema_guard = threading.Lock()
+_WAITER_FRESH_S = 2.0  # a waiting marker older than this belongs to a process that gave up or died
+_WAITER_YIELD_S = 0.05  # how long an opener steps aside for a waiting process
 
 # -- threads of one process (added for issue 6's stress test) ---------------------------------
 # DuckDB shares one database instance between the connections of a process and tears it down
@@ -161,28 +167,52 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.busy_timeout
         delay = 0.005
-        while True:
-            try:
-                with _open_guard:
-                    created = not self.path.exists()
-                    con = duckdb.connect(str(self.path))
-                break
-            except duckdb.Error as exc:
-                if not _is_lock_error(exc):
-                    raise StoreError(f"cannot open store {self.path}: {exc}") from exc
-                if time.monotonic() >= deadline:
-                    raise StoreBusyError(
-                        f"store {self.path} stayed locked by another process for "
-                        f"{self.busy_timeout:.0f} s; close long-running writers or retry"
-                    ) from None
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 0.25)
+        waiting = self.path.with_name(f"{self.path.name}.waiting.{os.getpid()}")
+        self._yield_to_waiters(waiting.name)
+        try:
+            while True:
+                try:
+                    with _open_guard:
+                        created = not self.path.exists()
+                        con = duckdb.connect(str(self.path))
+                    break
+                except duckdb.Error as exc:
+                    if not _is_lock_error(exc):
+                        raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+                    if time.monotonic() >= deadline:
+                        raise StoreBusyError(
+                            f"store {self.path} stayed locked by another process for "
+                            f"{self.busy_timeout:.0f} s; close long-running writers or retry"
+                        ) from None
+                    waiting.touch()  # tell the holder someone waits (see _yield_to_waiters)
+                    time.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 2, 0.25)
+        finally:
+            with contextlib.suppress(OSError):
+                waiting.unlink()
         try:
             self._ensure_schema(con, created)
             yield con
         finally:
             with _open_guard:
                 con.close()
+
+    def _yield_to_waiters(self, own: str) -> None:
+        """Pause briefly before opening when another process waits for the file lock.
+
+        Retrying with backoff alone is not fair: a process that opens the store in a tight loop
+        (a live session writing its ledger) gets the lock back within microseconds and can starve
+        a reader for the whole busy timeout. A waiting process leaves a marker file beside the
+        database (refreshed on every retry, ignored once stale) and an opener that sees someone
+        else's marker lets it in first.
+        """
+        prefix, now = f"{self.path.name}.waiting.", time.time()
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self.path.parent):
+                if (entry.name.startswith(prefix) and entry.name != own
+                        and now - entry.stat().st_mtime < _WAITER_FRESH_S):
+                    time.sleep(_WAITER_YIELD_S)
+                    return
 
     def _ensure_schema(self, con: duckdb.DuckDBPyConnection, created: bool) -> None:
         # Remembered per path, except that a file this connect created (a store deleted and made
