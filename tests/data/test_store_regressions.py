@@ -76,3 +76,33 @@ def test_a_store_recreated_at_the_same_path_gets_its_tables_again(tmp_path, eth_
     assert store.series().height == 0
     store.replace_series("ETH/USDT", "1m", eth_slice.head(5))
     assert store.read_ohlcv("ETH/USDT", "1m").height == 5
+
+
+def test_a_store_file_another_process_is_still_creating_is_waited_for(tmp_path, eth_slice):
+    # DuckDB creates the file before writing its header: a second process opening it in that
+    # instant saw "not a valid DuckDB database file" (two readers starting on a new store)
+    import threading
+    import time
+
+    path = tmp_path / "new.duckdb"
+    path.touch()  # created, header not written yet
+
+    def finish_creating():
+        time.sleep(0.3)
+        path.unlink()  # the creator's connect then writes a real header, as Store does
+        Store(path).replace_series("ETH/USDT", "1m", eth_slice.head(3))
+
+    threading.Thread(target=finish_creating).start()
+    assert Store(path, busy_timeout=10).read_ohlcv("ETH/USDT", "1m").height in (0, 3)
+
+
+def test_an_old_damaged_store_file_is_reported_not_retried(tmp_path):
+    import os
+
+    from workbench.errors import StoreError
+
+    path = tmp_path / "old.duckdb"
+    path.write_bytes(b"not a database")
+    os.utime(path, (1, 1))
+    with pytest.raises(StoreError, match="not a valid DuckDB database file"):
+        Store(path, busy_timeout=10).series()

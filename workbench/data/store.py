@@ -109,6 +109,7 @@ _schema_ready: set[Path] = set()
 _schema_guard = threading.Lock()
 _WAITER_FRESH_S = 2.0  # a waiting marker older than this belongs to a process that gave up or died
 _WAITER_YIELD_S = 0.05  # how long an opener steps aside for a waiting process
+_CREATING_S = 5.0  # a header-less store file younger than this is still being created
 
 # -- threads of one process (added for issue 6's stress test) ---------------------------------
 # DuckDB shares one database instance between the connections of a process and tears it down
@@ -177,7 +178,7 @@ class Store:
                         con = duckdb.connect(str(self.path))
                     break
                 except duckdb.Error as exc:
-                    if not _is_lock_error(exc):
+                    if not (_is_lock_error(exc) or self._being_created(exc)):
                         raise StoreError(f"cannot open store {self.path}: {exc}") from exc
                     if time.monotonic() >= deadline:
                         raise StoreBusyError(
@@ -196,6 +197,19 @@ class Store:
         finally:
             with _open_guard:
                 con.close()
+
+    def _being_created(self, exc: BaseException) -> bool:
+        """True when another process has just created the file and not yet written its header.
+
+        DuckDB creates the file before it writes the header, so a process opening a brand-new
+        store at that instant reads "not a valid DuckDB database file"; only a young file is
+        given that benefit of the doubt, an old one is reported as damaged.
+        """
+        if "not a valid duckdb database file" not in str(exc).lower():
+            return False
+        with contextlib.suppress(OSError):
+            return time.time() - self.path.stat().st_mtime < _CREATING_S
+        return False
 
     def _yield_to_waiters(self, own: str) -> None:
         """Pause briefly before opening when another process waits for the file lock.
