@@ -43,15 +43,15 @@ import polars as pl
 from workbench.backtest.signals import SIGNAL_OF_ACTION, actions_to_signals
 from workbench.backtest.simulate import SimConfig
 from workbench.data.store import ACTIONS
-from workbench.errors import LookaheadError, NotFoundError, ParameterError
-from workbench.features.windows import SeriesArrays, gather_windows, next_candle_relative
+from workbench.errors import NotFoundError, ParameterError
+from workbench.features.windows import SeriesArrays, gather_windows
 from workbench.live.coordinator import InferenceTrainingCoordinator
 from workbench.live.events import SubscriberErrors, describe
 from workbench.live.feed import ReplayFeed
 from workbench.live.modes import TrainingMode
 from workbench.live.pnl import PnLTracker
 from workbench.live.strategy import StrategyConfig, TrainingStrategyManager
-from workbench.live.subscribers import TrainingEventSubscriber
+from workbench.live.subscribers import TrainingEventSubscriber, revealed_batch
 
 UpdateFn = Callable[["LiveSession", dict], None]
 #: training-lock operation names of a session's steps (also its stats keys)
@@ -274,7 +274,8 @@ class LiveSession(TrainingEventSubscriber):
         strategy.observe_close(event)
         if not strategy.should_train_on_candle(inference_ref):
             return
-        windows, ends, candles = self._frames([inference_ref], event.index)
+        windows, ends, candles = revealed_batch(self.coordinator, [inference_ref],
+                                                event.index)
         action = strategy.action_for_candle(int(self.series.ts[ends[0]]), float(candles[0, 3]))
         self._train(windows, np.array([action]), candles, PER_CANDLE, ends)
 
@@ -283,24 +284,9 @@ class LiveSession(TrainingEventSubscriber):
         strategy = self.training_strategy
         if not inference_refs or not strategy.should_train_on_pivot(event):
             return
-        windows, ends, candles = self._frames(inference_refs, event.index)
+        windows, ends, candles = revealed_batch(self.coordinator, inference_refs, event.index)
         actions = np.full(len(ends), strategy.action_for_pivot(event), dtype=np.int64)
         self._train(windows, actions, candles, PIVOT_STEP, ends)
-
-    def _frames(self, refs, now_index: int):
-        """Rebuild the frames' inputs and their next-candle targets (revealed by now)."""
-        windows, ends = [], []
-        for ref in refs:
-            w, _ = self.coordinator.get_inference_data(ref)
-            end = self.coordinator.window_rows(ref)[1]
-            if end + 1 > now_index:
-                raise LookaheadError(f"frame ending at row {end} trained before its next candle "
-                                     f"closed (newest row {now_index})")
-            windows.append(w)
-            ends.append(end)
-        o, h, lo, c = (self.series.ohlcv[:, k] for k in range(4))
-        ends = np.asarray(ends)
-        return np.concatenate(windows), ends, next_candle_relative(o, h, lo, c, ends)
 
     def _train(self, windows, actions, candles, operation: str, ends) -> float:
         loss = self.handle.train_step(windows, np.asarray(actions, dtype=np.int64), candles,

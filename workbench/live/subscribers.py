@@ -26,8 +26,30 @@ from workbench.errors import LookaheadError, NotFoundError, ParameterError
 from workbench.features.windows import next_candle_relative
 from workbench.live.events import CandleCompletionEvent, PivotEvent
 from workbench.live.ledger import HOLD_BAND
+from workbench.live.strategy import BUY, HOLD, SELL  # positions in ACTIONS, derived once there
 
-BUY, SELL, HOLD = 0, 1, 2  # positions in workbench.data.store.ACTIONS
+
+def revealed_batch(coordinator, refs, now_index: int):
+    """Rebuild the frames' model inputs and their next-candle targets, revealed by ``now_index``.
+
+    Returns ``(windows (B, N, 8), window-end rows (B,), candle targets (B, 4))``.
+
+    Raises
+    ------
+    LookaheadError : when a frame's next candle has not closed by row ``now_index``.
+    """
+    windows, ends = [], []
+    for ref in refs:
+        w, _ = coordinator.get_inference_data(ref)
+        end = coordinator.window_rows(ref)[1]
+        if end + 1 > now_index:
+            raise LookaheadError(f"frame {ref.inference_id}: its next candle (row {end + 1}) "
+                                 f"has not closed at row {now_index}")
+        windows.append(w)
+        ends.append(end)
+    o, h, lo, c = (coordinator.series.ohlcv[:, k] for k in range(4))
+    ends = np.asarray(ends)
+    return np.concatenate(windows), ends, next_candle_relative(o, h, lo, c, ends)
 
 
 class TrainingEventSubscriber:
@@ -92,21 +114,6 @@ class TorchTrainingAdapter(TrainingEventSubscriber):
         self.steps = 0
         self.losses: list[float] = []
 
-    def _batch(self, refs, now_index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Stack the frames' inputs and their next-candle targets (revealed by ``now_index``)."""
-        series = self.coordinator.series
-        windows, ends = [], []
-        for ref in refs:
-            w, _ = self.coordinator.get_inference_data(ref)
-            _, end = self.coordinator.window_rows(ref)
-            if end + 1 > now_index:
-                raise LookaheadError(f"frame {ref.inference_id}: its next candle (row {end + 1}) "
-                                     f"has not closed at row {now_index}")
-            windows.append(w)
-            ends.append(end)
-        o, h, lo, c = (series.ohlcv[:, k] for k in range(4))
-        return np.concatenate(windows), next_candle_relative(o, h, lo, c, np.asarray(ends))
-
     def _train(self, windows, actions, candles, operation: str) -> None:
         if windows.shape[1] != self.handle.window:
             raise ParameterError(f"frame window of {windows.shape[1]} candles does not match the "
@@ -120,7 +127,7 @@ class TorchTrainingAdapter(TrainingEventSubscriber):
         """Train on the frame that targeted this candle: realised action and candle."""
         if inference_ref is None or not self.on_candles:
             return
-        windows, candles = self._batch([inference_ref], event.index)
+        windows, _, candles = revealed_batch(self.coordinator, [inference_ref], event.index)
         actions = realised_action(candles[:, 3], self.hold_band)
         self._train(windows, actions, candles, "per_candle")
 
@@ -128,7 +135,7 @@ class TorchTrainingAdapter(TrainingEventSubscriber):
         """Train the frames inferred at the pivot candle: BUY at a low, SELL at a high."""
         if not inference_refs or not self.on_pivots:
             return
-        windows, candles = self._batch(inference_refs, event.index)
+        windows, _, candles = revealed_batch(self.coordinator, inference_refs, event.index)
         actions = np.full(len(inference_refs), SELL if event.is_high else BUY, dtype=np.int64)
         self._train(windows, actions, candles, "pivot")
 
