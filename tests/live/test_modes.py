@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from workbench.data.store import ACTIONS
+from workbench.actions import ACTIONS
 from workbench.errors import ParameterError
 from workbench.features.pivots import detect_pivots
 from workbench.live.modes import TrainingMode

@@ -1,7 +1,7 @@
 """Signal sources of a backtest: an external signal file, or a model's batched inference.
 
 A signal is the action decided at a candle's close: ``+1`` BUY, ``-1`` SELL, ``0`` HOLD (the
-class order of :data:`workbench.data.store.ACTIONS`). Both sources return one int8 signal per
+class order of :data:`workbench.actions.ACTIONS`). Both sources return one int8 signal per
 candle of the backtest range.
 
 * **Signal file**: a Parquet file with columns ``ts`` (epoch ms candle open time, or a datetime)
@@ -25,13 +25,10 @@ from typing import Callable
 import numpy as np
 import polars as pl
 
-from workbench.data.store import ACTIONS
+from workbench.actions import ACTIONS, SIGNAL_OF_ACTION, SIGNAL_OF_CLASS
 from workbench.errors import DataValidationError, NotFoundError, ParameterError
 from workbench.features.windows import gather_windows
 
-#: action name -> signal value
-SIGNAL_OF_ACTION = {"BUY": 1, "SELL": -1, "HOLD": 0}
-_SIGNAL_OF_CLASS = np.array([SIGNAL_OF_ACTION[a] for a in ACTIONS], dtype=np.int8)
 SIGNAL_COLUMNS = ("ts", "signal")
 
 ProgressFn = Callable[[str, int, int], None]
@@ -167,7 +164,7 @@ def actions_to_signals(action_probs: np.ndarray, threshold: float | None = None)
     With ``threshold``, a prediction whose top probability is below it becomes HOLD.
     """
     probs = np.asarray(action_probs)
-    out = _SIGNAL_OF_CLASS[np.argmax(probs, axis=1)]
+    out = SIGNAL_OF_CLASS[np.argmax(probs, axis=1)]
     if threshold is not None:
         out = np.where(probs.max(axis=1) >= threshold, out, 0).astype(np.int8)
     return out

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import typer
 
+from workbench.actions import HOLD_BAND
 from workbench.cli import _common
 from workbench.errors import WorkbenchError
 
@@ -38,7 +39,7 @@ def _human(summary: dict) -> None:
 
 @ledger_app.command("summary")
 def summary(run: str = typer.Option(None, "--run", metavar="RUN_ID", help="Only this run."),
-            hold_band: float = typer.Option(0.05, "--hold-band",
+            hold_band: float = typer.Option(HOLD_BAND, "--hold-band",
                                             help="Percent band in which a move counts as HOLD."),
             as_json: bool = _common.JSON_OPTION) -> None:
     """Per model version: hit rate per action, calibration and predicted-candle error."""

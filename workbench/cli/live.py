@@ -32,7 +32,7 @@ def read_manual_labels(path) -> dict[int, str]:
     DataValidationError : naming the file, row and rule for a missing column, a ts that is neither
         epoch ms nor ISO-8601 with a zone, or an action outside BUY/SELL/HOLD.
     """
-    from workbench.data.store import ACTIONS
+    from workbench.actions import ACTIONS
 
     path = Path(path)
     if not path.is_file():

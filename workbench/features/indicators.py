@@ -23,8 +23,12 @@ from __future__ import annotations
 
 import polars as pl
 
-from workbench.data.store import INDICATOR_COLUMNS  # the indicators table's columns
+from workbench.data.store.schema import INDICATOR_TABLE_COLUMNS
 from workbench.errors import DataValidationError
+
+#: the columns :func:`add_indicators` computes; the store's indicators table holds exactly these,
+#: so the one list is the table's (the store sits below this module and cannot import it)
+INDICATOR_COLUMNS = INDICATOR_TABLE_COLUMNS
 
 MA_WINDOWS = (10, 20, 50)
 RSI_PERIOD = 14

@@ -30,7 +30,7 @@ from typing import Iterable
 
 import numpy as np
 
-from workbench.data.store import ACTIONS
+from workbench.actions import ACTIONS
 from workbench.data.timeframes import is_calendar, timeframe_ms
 from workbench.errors import LookaheadError, NotFoundError, ParameterError
 from workbench.features.windows import SeriesArrays, normalize_windows

@@ -19,23 +19,11 @@ import threading
 
 import polars as pl
 
-from workbench.data.store import Store
+from workbench.actions import HOLD_BAND
+from workbench.data.store import LEDGER_SCHEMA, Store
 from workbench.errors import WorkbenchError
 
 log = logging.getLogger(__name__)
-
-LEDGER_SCHEMA = {
-    "inference_id": pl.String, "session_id": pl.String, "run_id": pl.String,
-    "model_version": pl.Int64, "symbol": pl.String, "timeframe": pl.String,
-    "prediction_ts": pl.Int64, "target_ts": pl.Int64, "data_range_start": pl.Int64,
-    "data_range_end": pl.Int64, "predicted_action": pl.String, "confidence": pl.Float64,
-    "pred_open": pl.Float64, "pred_high": pl.Float64, "pred_low": pl.Float64,
-    "pred_close": pl.Float64, "actual_open": pl.Float64, "actual_high": pl.Float64,
-    "actual_low": pl.Float64, "actual_close": pl.Float64, "realised_move": pl.Float64,
-    "pivot_type": pl.String, "pivot_confirmed_ts": pl.Int64,
-}
-#: default half-width (percent) of the band in which a realised move counts as HOLD
-HOLD_BAND = 0.05
 
 
 class PredictionLedger:

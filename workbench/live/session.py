@@ -40,9 +40,10 @@ from typing import Callable
 import numpy as np
 import polars as pl
 
-from workbench.backtest.signals import SIGNAL_OF_ACTION, actions_to_signals
+from workbench.actions import SIGNAL_OF_ACTION
+from workbench.backtest.signals import actions_to_signals
 from workbench.backtest.simulate import SimConfig
-from workbench.data.store import ACTIONS
+from workbench.actions import ACTIONS
 from workbench.errors import NotFoundError, ParameterError
 from workbench.features.windows import SeriesArrays, gather_windows
 from workbench.live.coordinator import InferenceTrainingCoordinator

@@ -31,14 +31,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workbench.data.store import ACTIONS
+from workbench.actions import ACTIONS, BUY, HOLD, HOLD_BAND, SELL
+from workbench.actions import realised_action as move_action
 from workbench.errors import ParameterError
 from workbench.features.pivots import StreamingPivotDetector
 from workbench.live.events import CandleCompletionEvent, PivotEvent
-from workbench.live.ledger import HOLD_BAND
 from workbench.live.modes import TrainingMode
 
-BUY, SELL, HOLD = (ACTIONS.index(a) for a in ("BUY", "SELL", "HOLD"))
 _AMBIGUOUS = -1
 _KEEP_PIVOTS = 64  # confirmed pivot candles remembered; only the newest ever matter
 
@@ -47,7 +46,7 @@ _KEEP_PIVOTS = 64  # confirmed pivot candles remembered; only the newest ever ma
 class StrategyConfig:
     """Labelling parameters of a strategy.
 
-    ``hold_band`` is the percent half-width of a HOLD move (seed 000: 0.05%).
+    ``hold_band`` is the percent half-width of a HOLD move (default :data:`HOLD_BAND`, 0.05%).
     ``pivot_strength`` must equal the feed's, so both detectors agree.
     ``pivot_types`` are the pivot types ``pivots_only`` trains on (``None``: every type).
     """
@@ -61,15 +60,6 @@ class StrategyConfig:
             raise ParameterError(f"hold_band {self.hold_band} must be >= 0 (percent)")
         if int(self.pivot_strength) < 1:
             raise ParameterError(f"pivot_strength {self.pivot_strength} must be >= 1")
-
-
-def move_action(move_pct: float, hold_band: float = HOLD_BAND) -> int:
-    """Return BUY above ``+hold_band`` percent, SELL below ``-hold_band``, else HOLD."""
-    if move_pct > hold_band:
-        return BUY
-    if move_pct < -hold_band:
-        return SELL
-    return HOLD
 
 
 def pivot_action(is_high: bool) -> int:

@@ -22,11 +22,11 @@ from typing import Callable
 
 import numpy as np
 
+from workbench.actions import BUY, HOLD, HOLD_BAND, SELL  # noqa: F401 (HOLD: part of the surface)
+from workbench.actions import realised_actions as realised_action
 from workbench.errors import LookaheadError, NotFoundError, ParameterError
 from workbench.features.windows import next_candle_relative
 from workbench.live.events import CandleCompletionEvent, PivotEvent
-from workbench.live.ledger import HOLD_BAND
-from workbench.live.strategy import BUY, HOLD, SELL  # positions in ACTIONS, derived once there
 
 
 def revealed_batch(coordinator, refs, now_index: int):
@@ -83,12 +83,6 @@ def get_adapter(model_type: str) -> Callable[..., TrainingEventSubscriber]:
 def adapter_for(handle, coordinator, **options) -> TrainingEventSubscriber:
     """Build the registered adapter of ``handle.model_type`` for ``handle``."""
     return get_adapter(handle.model_type)(handle, coordinator, **options)
-
-
-def realised_action(move_pct: np.ndarray, hold_band: float = HOLD_BAND) -> np.ndarray:
-    """Return int64 action indices for realised moves in percent (see module docstring)."""
-    move = np.asarray(move_pct, dtype=np.float64)
-    return np.where(move > hold_band, BUY, np.where(move < -hold_band, SELL, HOLD)).astype(np.int64)
 
 
 class TorchTrainingAdapter(TrainingEventSubscriber):

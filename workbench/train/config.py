@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from workbench.data.store import ANNOTATION_SOURCES
+from workbench.actions import ANNOTATION_SOURCES, HOLD_BAND
 from workbench.errors import ConfigError
 
 
@@ -123,7 +123,7 @@ class DataConfig:
     # a source (manual | pivot | rule) or a list of them; where several label one candle, the
     # precedence is LABEL_SOURCES' order whatever the list's order (workbench/train/labels.py)
     labels: str | list[str] = "rule"
-    rule_threshold: float = 0.05  # percent move of the next close (seed 000)
+    rule_threshold: float = HOLD_BAND  # percent move of the next close: the shared hold band
     pivot_strength: int = 2
     max_windows: int | None = None  # use only the most recent windows (None: all)
     stride: int = 1

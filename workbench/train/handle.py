@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from workbench.data.store import ACTIONS
+from workbench.actions import ACTIONS
 from workbench.errors import ParameterError
 from workbench.features.windows import N_FEATURES
 from workbench.live.lock import TrainingLock
@@ -39,7 +39,7 @@ from workbench.train.working_copy import copy_weights
 class Prediction:
     """What a model says about B windows.
 
-    ``action_probs`` float32 (B, 3) in :data:`~workbench.data.store.ACTIONS` order, ``candle``
+    ``action_probs`` float32 (B, 3) in :data:`~workbench.actions.ACTIONS` order, ``candle``
     float32 (B, 4): the next candle's OHLC relative to the last close, in percent, and the
     version of the snapshot that produced them.
     """

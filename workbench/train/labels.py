@@ -39,11 +39,10 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from workbench.data.store import ACTIONS
+from workbench.actions import ACTIONS, BUY, HOLD, HOLD_BAND, SELL, realised_actions
 from workbench.errors import ConfigError, NotFoundError
 from workbench.train.config import LABEL_SOURCES, label_sources
 
-BUY, SELL, HOLD = (ACTIONS.index(a) for a in ("BUY", "SELL", "HOLD"))
 
 
 @dataclass(frozen=True)
@@ -63,15 +62,13 @@ class LabelSet:
         return {name: int((src == code).sum()) for code, name in enumerate(names)}
 
 
-def rule_actions(close: np.ndarray, threshold: float = 0.05) -> np.ndarray:
-    """Return rule labels (T,): the last candle, with no next close, is HOLD."""
+def rule_actions(close: np.ndarray, threshold: float = HOLD_BAND) -> np.ndarray:
+    """Return rule labels (T,): the realised action of each next close; the last candle, with no
+    next close, is HOLD."""
     close = np.asarray(close, dtype=np.float64)
     move = np.zeros_like(close)
     move[:-1] = (close[1:] / close[:-1] - 1.0) * 100.0
-    out = np.full(close.shape[0], HOLD, dtype=np.int64)
-    out[move > threshold] = BUY
-    out[move < -threshold] = SELL
-    return out
+    return realised_actions(move, threshold)
 
 
 def pivot_actions(ts: np.ndarray, pivots: pl.DataFrame) -> np.ndarray:

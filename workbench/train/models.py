@@ -1,7 +1,7 @@
 """The model registry and the two torch models of the workbench.
 
 Every model maps a batch of normalised windows ``(B, N, 8)`` to ``(action_logits (B, 3),
-candle (B, 4))``: logits over :data:`workbench.data.store.ACTIONS` (BUY, SELL, HOLD) and the next
+candle (B, 4))``: logits over :data:`workbench.actions.ACTIONS` (BUY, SELL, HOLD) and the next
 candle's OHLC relative to the window's last close, in percent. A new model type is one
 :func:`register_model` call; :func:`build_model` builds one from a
 :class:`~workbench.train.config.ModelConfig`.

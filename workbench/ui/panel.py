@@ -28,7 +28,7 @@ from collections import deque
 import ipywidgets as w
 import polars as pl
 
-from workbench.data.store import ACTIONS
+from workbench.actions import ACTIONS
 from workbench.errors import WorkbenchError
 from workbench.live.modes import TrainingMode
 from workbench.ui import charts, prepare

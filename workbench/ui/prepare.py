@@ -190,7 +190,7 @@ def scripted_labels(store, symbol: str, timeframe: str, start: int, end: int, la
     ------
     ParameterError : for an unknown action or ``every`` below 1.
     """
-    from workbench.data.store import ACTIONS
+    from workbench.actions import ACTIONS
 
     actions = [a.strip().upper() for a in labels.split(",") if a.strip()]
     unknown = [a for a in actions if a not in ACTIONS]
