@@ -5,7 +5,7 @@ Notebooks are thin; each drives these modules:
 =========================  ==================================================================
 notebook                   modules
 =========================  ==================================================================
-00_control_panel.ipynb     ui.panel → live.session, live.lock, backtest.engine, train.runs
+00_control_panel.ipynb     ui.panel → live.session, train.lock, backtest.engine, train.runs
 01_data.ipynb              data.ingest, data.store, data.resample, features.indicators,
                            features.pivots, ui.charts
 02_train.ipynb             train.runs, train.module, train.callbacks, ui.charts

@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from workbench.errors import RunError
-from workbench.live.lock import TrainingLock
+from workbench.train.lock import TrainingLock
 from workbench.train.callbacks import MetricsTracker, RestoringEarlyStopping, build_callbacks
 from workbench.train.checkpoints import AtomicCheckpointIO, atomic_save, load_checkpoint
 from workbench.train.datamodule import WindowDataModule

@@ -3,7 +3,7 @@
 :func:`start_batch_training` trains a live :class:`~workbench.train.handle.ModelHandle` with the
 torch engine (:func:`workbench.train.runs.start_training`): the run gets its own folder with every
 artifact (``run.json``, ``config.json``, metrics, checkpoints, logs), every training batch holds the
-handle's :class:`~workbench.live.lock.TrainingLock` (the engine's lock-taking callback) and
+handle's :class:`~workbench.train.lock.TrainingLock` (the engine's lock-taking callback) and
 publishes a new snapshot, so live sessions on the same handle keep predicting and training while
 it runs. The labels are the engine's ``data.labels``; "Train Model" takes all three sources by
 default (issue 6: "all annotations for the chosen range"): ``manual`` (what a person annotated),

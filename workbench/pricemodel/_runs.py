@@ -1,9 +1,9 @@
-"""Price-model runs on the torch engine's run machinery (:mod:`workbench.train.runs`).
+"""Price-model runs on the run folders both engines share (:mod:`workbench.runs`).
 
 A price-model run is a run like any other: its folder is ``runs_dir()/<run-id>/``, its
 ``run.json`` goes pending → running → completed | failed (with the error text, start and end
 times, pid and host, so ``workbench runs list`` shows and reconciles it), and it takes the same
-cross-process :class:`~workbench.train.runs.ActiveRunLock`, so a price-model run and a torch run
+cross-process :class:`~workbench.runs.ActiveRunLock`, so a price-model run and a torch run
 never train at the same time and a stale lock of a killed process is recovered the same way.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from workbench.train.runs import ActiveRunLock, now_iso, read_run, run_path, update_run
+from workbench.runs import ActiveRunLock, now_iso, read_run, run_path, update_run
 
 KIND = "pricemodel"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.errors import ExportError
-from workbench.train.callbacks import write_json_atomic
+from workbench.runs import write_json_atomic
 
 PARITY_TOLERANCE = 1e-4
 

@@ -20,13 +20,14 @@ import copy
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import torch
 from lightning.pytorch.callbacks import (Callback, Checkpoint, EarlyStopping, LearningRateMonitor,
                                          ModelCheckpoint, TQDMProgressBar)
+
+from workbench.runs import write_json_atomic
 
 #: metrics where a larger value is better; every other metric is minimised
 _MAXIMISED = ("pearson", "r2", "snr_db", "acc", "f1")
@@ -89,20 +90,6 @@ class MetricsTracker:
 
     def load_state_dict(self, state: dict) -> None:
         self.records = copy.deepcopy(state["records"])
-
-
-def write_json_atomic(path: Path, payload, **dump_options) -> Path:
-    """Write JSON to ``path`` through a unique temporary file and ``os.replace``; return ``path``.
-
-    ``dump_options`` go to :func:`json.dump` (for example ``sort_keys=True, default=str``).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2, allow_nan=True, **dump_options)
-    os.replace(tmp, path)
-    return path
 
 
 class JsonMetricsLogger(Checkpoint):

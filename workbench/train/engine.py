@@ -27,16 +27,24 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from workbench.live.lock import TrainingLock
+from workbench.runs import now_iso, run_path, update_run
 from workbench.train.callbacks import JsonMetricsLogger, RestoringEarlyStopping, build_callbacks
 from workbench.train.checkpoints import AtomicCheckpointIO
 from workbench.train.datamodule import WindowDataModule
+from workbench.train.lock import TrainingLock
 from workbench.train.module import ForecastModule
-from workbench.train.runs import RUN_ID_ENV, is_rank_zero, now_iso, run_path, update_run
+
+#: the run id shared by the processes of one distributed (DDP) run
+RUN_ID_ENV = "WORKBENCH_RUN_ID"
+
+
+def is_rank_zero() -> bool:
+    """True unless this process is a non-zero rank of a distributed (DDP) run."""
+    return all(int(os.environ.get(k, "0") or 0) == 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
 
 log = logging.getLogger("workbench.train")
 _LOGGERS = ("workbench.train", "lightning.pytorch", "lightning.fabric")
-
 
 
 def _tensorboard_without_tensorflow() -> None:

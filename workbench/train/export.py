@@ -90,7 +90,7 @@ def export_onnx(run_id: str, db=None, *, batch_size: int = 8, store=None) -> dic
     ExportError : when export fails or the max abs diff exceeds the tolerance.
     """
     from workbench.train.handle import load_model
-    from workbench.train.runs import now_iso, run_path, update_run
+    from workbench.runs import now_iso, run_path, update_run
 
     handle = load_model(run_id, db)
     batch = real_batch(handle.config, batch_size, store)

@@ -1,7 +1,7 @@
 """The model handle: the one object the live modes and the backtest use to run a torch model.
 
 A :class:`ModelHandle` owns a trainable model, its optimizer and its
-:class:`~workbench.live.lock.TrainingLock`, plus an immutable *published snapshot*: a frozen copy
+:class:`~workbench.train.lock.TrainingLock`, plus an immutable *published snapshot*: a frozen copy
 of the weights with a version number. The contract (``docs/architecture.md``):
 
 * :meth:`ModelHandle.predict` runs on the current snapshot and never takes the lock, so inference
@@ -28,7 +28,7 @@ from torch import nn
 from workbench.actions import ACTIONS
 from workbench.errors import ParameterError
 from workbench.features.windows import N_FEATURES
-from workbench.live.lock import TrainingLock
+from workbench.train.lock import TrainingLock
 from workbench.train.checkpoints import load_checkpoint
 from workbench.train.models import build_model
 from workbench.train.module import build_optimizer, combined_loss

@@ -1,20 +1,12 @@
-"""Training runs (seed 004): run folders, lifecycle, one active run, resume, background runs.
+"""Torch training runs: create, execute, resume and watch them (the run folder is :mod:`workbench.runs`).
 
-A run lives in ``runs_dir()/<run-id>/``::
+A torch run's folder (see :mod:`workbench.runs` for the shared layout and the one-active-run
+lock) also holds::
 
-    run.json            status pending -> running -> completed | failed, times, metrics, error
-    config.json         the frozen configuration
     metrics.json        per-epoch metrics, rewritten after every epoch
     checkpoints/        best.ckpt, last.ckpt (+ every-N-epoch files), written atomically
     logs/training.log   the run's log
     tensorboard/        TensorBoard events
-
-Only one run trains at a time per project, across processes: :class:`ActiveRunLock` holds a
-``filelock`` lock on ``runs_dir()/.active.lock`` and a marker naming the run, its pid and host. A
-second run is refused with :class:`~workbench.errors.ActiveRunError` naming the active one. The OS
-drops the lock when a process dies, so the next run that takes it finds the marker of a dead run
-and marks that run ``failed`` ("process died"); :func:`list_runs` does the same for a run whose
-recorded process no longer exists on this host.
 
 :func:`train` runs synchronously (the CLI); :func:`start_training` runs in a background thread and
 returns a :class:`RunHandle` with ``status()``, ``progress()``, ``stop()`` and ``wait()``.
@@ -24,45 +16,28 @@ the seed and the epoch only, the resumed run ends with the metrics of an uninter
 from __future__ import annotations
 
 import json
-import logging
 import os
-import re
 import secrets
 import signal
-import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import filelock
 from lightning.pytorch.callbacks import Callback
 
-from workbench.errors import ActiveRunError, NotFoundError, RunError, WorkbenchError
-from workbench.paths import runs_dir as _runs_root
-from workbench.train.callbacks import write_json_atomic
+from workbench.errors import NotFoundError, RunError
+from workbench.runs import (ActiveRunLock, list_runs, now_iso, read_run, run_path, runs_dir,
+                            show_run, update_run, wait_for, write_json_atomic)
 from workbench.train.config import TrainConfig, config_from_dict
+from workbench.train.engine import RUN_ID_ENV, execute, is_rank_zero
 
-log = logging.getLogger("workbench.train")
+__all__ = ["ActiveRunLock", "RunHandle", "list_runs", "load_run_config", "new_run_id", "now_iso",
+           "read_run", "run_path", "runs_dir", "show_run", "start_training", "train",
+           "update_run", "wait_for"]
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 #: fault injection for the kill-and-resume test: SIGKILL this process at this global step
 KILL_AT_STEP_ENV = "WORKBENCH_FAULT_KILL_AT_STEP"
-#: the run id shared by the processes of one distributed (DDP) run
-RUN_ID_ENV = "WORKBENCH_RUN_ID"
-STATUSES = ("pending", "running", "completed", "failed")
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def runs_dir(db=None) -> Path:
-    """Return (and create) the folder holding runs (see :func:`workbench.paths.runs_dir`)."""
-    root = _runs_root(db)
-    root.mkdir(parents=True, exist_ok=True)
-    return root
 
 
 def new_run_id(config: TrainConfig) -> str:
@@ -70,144 +45,6 @@ def new_run_id(config: TrainConfig) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     name = f"-{config.output.run_name}" if config.output.run_name else ""
     return f"{stamp}-{config.model.type}{name}-{secrets.token_hex(3)}"
-
-
-def run_path(run_id: str, db=None) -> Path:
-    """Return the folder of ``run_id`` inside the runs folder.
-
-    Raises
-    ------
-    RunError : when the id is not a plain name (so no id can point outside the runs folder).
-    """
-    if not isinstance(run_id, str) or not _RUN_ID.match(run_id) or ".." in run_id:
-        raise RunError(f"invalid run id {run_id!r}: use letters, digits, '-', '_' and '.', "
-                       "starting with a letter or digit")
-    root = runs_dir(db).resolve()
-    path = (root / run_id).resolve()
-    if path.parent != root:
-        raise RunError(f"run id {run_id!r} escapes the runs folder {root}")
-    return path
-
-
-def read_run(run_id: str, db=None) -> dict:
-    """Return the ``run.json`` of a run; raises NotFoundError when there is none."""
-    path = run_path(run_id, db) / "run.json"
-    if not path.is_file():
-        raise NotFoundError(f"no run {run_id!r} in {path.parent.parent}")
-    return json.loads(path.read_text())
-
-
-def update_run(run_id: str, db=None, **fields) -> dict:
-    """Merge ``fields`` into ``run.json`` (atomically) and return the new record."""
-    path = run_path(run_id, db) / "run.json"
-    record = json.loads(path.read_text()) if path.is_file() else {"run_id": run_id}
-    record.update(fields)
-    write_json_atomic(path, record)
-    return record
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _mark_died(record: dict, db=None) -> dict:
-    who = f"pid {record.get('pid')} on {record.get('hostname')}"
-    return update_run(record["run_id"], db, status="failed", ended_at=now_iso(),
-                      error=f"process died ({who}) while the run was {record['status']}")
-
-
-class ActiveRunLock:
-    """The one-active-run lock of a runs folder (see the module docstring)."""
-
-    def __init__(self, db=None):
-        self.db = db
-        root = runs_dir(db)
-        self._lock = filelock.FileLock(root / ".active.lock", thread_local=False)
-        self._marker = root / ".active.json"
-
-    def acquire(self, run_id: str) -> None:
-        """Take the lock for ``run_id``; recover a dead run's marker.
-
-        Raises
-        ------
-        ActiveRunError : naming the active run, its pid and host, when another run holds it.
-        """
-        try:
-            self._lock.acquire(timeout=0)
-        except filelock.Timeout:
-            raise ActiveRunError(f"training run {self._describe()} is active; wait for it to "
-                                 "finish (one active run per project)") from None
-        self._recover_stale()
-        self.set_run(run_id)
-
-    def set_run(self, run_id: str) -> None:
-        """Name ``run_id`` (with this pid and host) in the marker of the held lock."""
-        write_json_atomic(self._marker, {"run_id": run_id, "pid": os.getpid(),
-                                         "hostname": socket.gethostname(), "since": now_iso()})
-
-    def _describe(self) -> str:
-        try:
-            m = json.loads(self._marker.read_text())
-        except (OSError, ValueError):
-            return "(unknown: marker unreadable)"
-        return f"{m['run_id']!r} (pid {m['pid']} on {m['hostname']}, since {m['since']})"
-
-    def _recover_stale(self) -> None:
-        """We hold the lock, so whoever wrote a leftover marker is gone: fail its run."""
-        try:
-            marker = json.loads(self._marker.read_text())
-        except (OSError, ValueError):
-            return
-        try:
-            record = read_run(marker["run_id"], self.db)
-        except (WorkbenchError, OSError, ValueError):
-            return
-        if record.get("status") in ("pending", "running"):
-            _mark_died({**record, **{k: marker[k] for k in ("pid", "hostname")}}, self.db)
-            log.warning("recovered stale run %s (process died)", marker["run_id"])
-
-    def release(self) -> None:
-        """Remove the marker and release the lock."""
-        self._marker.unlink(missing_ok=True)
-        self._lock.release()
-
-
-# -- listing -------------------------------------------------------------------------------------
-def _reconcile(record: dict, db=None) -> dict:
-    """Mark a pending/running run whose process is gone (on this host) as failed."""
-    if (record.get("status") in ("pending", "running") and record.get("pid")
-            and record.get("hostname") == socket.gethostname()
-            and not _pid_alive(int(record["pid"]))):
-        return _mark_died(record, db)
-    return record
-
-
-def list_runs(db=None) -> list[dict]:
-    """Return the ``run.json`` of every run, newest first (stale runs reconciled)."""
-    out = []
-    for path in runs_dir(db).glob("*/run.json"):
-        try:
-            out.append(_reconcile(json.loads(path.read_text()), db))
-        except (OSError, ValueError):
-            continue
-    return sorted(out, key=lambda r: r.get("created_at", ""), reverse=True)
-
-
-def show_run(run_id: str, db=None) -> dict:
-    """Return one run's record plus its per-epoch metrics and artifact paths."""
-    record = _reconcile(read_run(run_id, db), db)
-    folder = run_path(run_id, db)
-    metrics = folder / "metrics.json"
-    record["epochs"] = json.loads(metrics.read_text())["epochs"] if metrics.is_file() else []
-    record["artifacts"] = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
-                                 if p.is_file() and not p.name.startswith("."))
-    return record
 
 
 def load_run_config(run_id: str, db=None) -> TrainConfig:
@@ -275,11 +112,6 @@ def _prepare(config: TrainConfig, db, resume: str | None) -> tuple[str, Path | N
     return resume, ckpt
 
 
-def is_rank_zero() -> bool:
-    """True unless this process is a non-zero rank of a distributed (DDP) run."""
-    return all(int(os.environ.get(k, "0") or 0) == 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
-
-
 class _NoLock:
     """The active-run lock of a non-zero DDP rank: rank 0 holds the real one."""
 
@@ -313,8 +145,6 @@ def _start(config: TrainConfig | None, db, resume: str | None, **job_kw):
 
 def _run_job(job: _Job, lock: ActiveRunLock) -> dict:
     """Execute a prepared job, always releasing the active-run lock; return the final record."""
-    from workbench.train.engine import execute
-
     try:
         return execute(job, _StopAndFault(job.stop))
     finally:
@@ -399,13 +229,3 @@ def start_training(config: TrainConfig | None = None, *, resume: str | None = No
     """
     active, job = _start(config, db, resume, model=model, lock=lock, publish=publish, store=store)
     return RunHandle(job, active)
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` passes (for notebooks and tests)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())

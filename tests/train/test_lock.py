@@ -7,7 +7,7 @@ import time
 import pytest
 
 from workbench.errors import TrainingLockTimeout, WorkbenchError
-from workbench.live.lock import TrainingLock
+from workbench.train.lock import TrainingLock
 
 
 def test_timeout_names_holder_operation_session_and_since():
