@@ -24,6 +24,7 @@ demo: setup
 	$(BIN)/python -m workbench.demo
 
 test: setup
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope -q
 
 test-fast: setup
