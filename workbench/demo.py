@@ -5,6 +5,7 @@ non-zero exit status and its error.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from typing import Callable
@@ -58,7 +59,7 @@ def live_modes(store: Store, candles: int = 300) -> None:
     ts = store.read_ohlcv(*ETH, store.last_ts(*ETH) - candles * 60_000)["ts"].to_list()
     labels = {ts[len(ts) // 3]: "BUY", ts[2 * len(ts) // 3]: "SELL"}  # mode manual's clicks
     for mode in TrainingMode:
-        session = LiveSession(load_model(_STATE["run_id"]), store, *ETH, mode, ts[0], ts[-1],
+        session = LiveSession(load_model(_STATE["run_id"], store.path), store, *ETH, mode, ts[0], ts[-1],
                               config=SessionConfig(manual_labels=labels))
         st = session.run()
         print(f"   {mode.value:12} candles={st['candles']} predictions={st['predictions']} "
@@ -115,9 +116,12 @@ STEPS: list[tuple[str, Callable[[Store], None]]] = [
 ]
 
 
-def main() -> int:
-    """Run every demo step on the default store; return the exit status."""
-    store = Store()
+def main(argv: list[str] | None = None) -> int:
+    """Run every demo step on the store of ``--db`` (default: ``$WORKBENCH_DB``, then the project
+    database); runs are written beside that database. Returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m workbench.demo")
+    parser.add_argument("--db", default=None, help="DuckDB file of the demo")
+    store = Store(parser.parse_args(argv).db)
     print(f"workbench demo on {store.path}")
     t0 = time.perf_counter()
     for title, fn in STEPS:

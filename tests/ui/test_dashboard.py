@@ -40,6 +40,19 @@ def test_serving_dir_holds_only_the_listed_notebooks(tmp_path):
         dashboard.prepare_serving_dir(["zzz"], tmp_path / "serve2", notebooks_dir=src)
 
 
+def test_serving_dir_injects_the_db_parameter_into_notebooks_that_declare_it(tmp_path):
+    import nbformat
+
+    from workbench.ui.notebooks import NOTEBOOKS_DIR
+
+    db = str(tmp_path / "other.duckdb")
+    served = dashboard.prepare_serving_dir(["00_control_panel"], tmp_path / "serve",
+                                           notebooks_dir=NOTEBOOKS_DIR, db=db)
+    nb = nbformat.read(served / "00_control_panel.ipynb", as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in dict(c.metadata).get("tags", ())]
+    assert len(injected) == 1 and f"db = {db!r}" in injected[0].source.replace('"', "'")
+
+
 def _msg(msg_type: str, content: dict, session: str) -> str:
     return json.dumps({
         "header": {"msg_id": uuid.uuid4().hex, "msg_type": msg_type, "session": session,

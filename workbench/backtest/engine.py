@@ -132,7 +132,7 @@ def _load_candles(store: Store, cfg: BacktestConfig, history: int) -> tuple[pl.D
 def _model_signals(cfg: BacktestConfig, store: Store, progress) -> tuple:
     from workbench.train.handle import load_model
 
-    handle = load_model(cfg.model)
+    handle = load_model(cfg.model, store.path)  # the runs beside this store's database
     frame, first = _load_candles(store, cfg, handle.window - 1)
     feats = candle_features(*frame.select("open", "high", "low", "close", "volume")
                             .to_numpy().T)
@@ -190,7 +190,7 @@ def model_lookahead_check(config: BacktestConfig, store: Store | None = None, *,
     if config.model is None:
         raise ParameterError("the lookahead check needs a model (--model RUN_ID)")
     store = store or Store()
-    handle = load_model(config.model)
+    handle = load_model(config.model, store.path)
     frame, first = _load_candles(store, config, handle.window - 1)
 
     def signal_fn(candles: pl.DataFrame) -> np.ndarray:

@@ -100,7 +100,7 @@ def live(
             raise ParameterError(f"--manual-labels needs --mode {TrainingMode.MANUAL.value}; "
                                  f"got --mode {training_mode.value}")
         labels = read_manual_labels(manual_labels) if manual_labels else None
-        handle = load_model(model)
+        handle = load_model(model, _common.db_path())
         session = LiveSession(handle, _common.store(), symbol, timeframe, training_mode,
                               parse_when(start), parse_when(end, end=True), speed,
                               config=SessionConfig(ledger=ledger, manual_labels=labels))

@@ -76,7 +76,7 @@ def dashboard(
     from workbench.ui.dashboard import serve
 
     os.environ["WORKBENCH_DB"] = str(_common.db_path())  # --db wins over an inherited variable
-    raise typer.Exit(serve(port=port, timeout=timeout))
+    raise typer.Exit(serve(port=port, timeout=timeout, db=str(_common.db_path())))
 
 
 def register(app: typer.Typer) -> None:

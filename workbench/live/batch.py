@@ -71,4 +71,5 @@ def start_batch_training(handle, store, symbol: str, timeframe: str, start=None,
     config = batch_config(handle, store, symbol, timeframe, start, end, labels=labels,
                           overrides=overrides)
     run = working_copy(handle, "batch_setup", "train-model")
+    db = store.path if db is None else db  # the run lives beside the store it trains on
     return start_training(config, db=db, store=store, **run.engine_kwargs())

@@ -13,7 +13,9 @@ Settings, and why:
   so kernels idle past :data:`CULL_IDLE_TIMEOUT` seconds are shut down.
 * **127.0.0.1 only**, no browser opened by the server.
 
-The kernels inherit ``WORKBENCH_DB`` (and ``WORKBENCH_RUNS``) from the launching process and read
+The database reaches the notebooks through their ``db`` parameter: :func:`prepare_serving_dir`
+injects it into each served copy (papermill's injected-parameters cell), so a page reads the store
+it was launched for even when the kernel's environment names another. The kernels read
 the store through :class:`workbench.data.store.Store`, whose short connections let a dashboard
 read while another kernel writes.
 """
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Sequence
 
 from workbench.paths import NOTEBOOKS_DIR
-from workbench.ui.notebooks import KERNEL_NAME, ensure_kernel, notebook_path
+from workbench.ui.notebooks import KERNEL_NAME, declared_parameters, ensure_kernel, notebook_path
 
 #: the notebooks the dashboard serves: the control panel and read-only reports
 DASHBOARD_NOTEBOOKS = ("00_control_panel", "04_backtest", "06_ledger")
@@ -41,8 +43,10 @@ CULL_INTERVAL = 60  # seconds between cull checks
 
 
 def prepare_serving_dir(names: Sequence[str] = DASHBOARD_NOTEBOOKS, dest: Path | None = None,
-                        notebooks_dir: Path = NOTEBOOKS_DIR) -> Path:
+                        notebooks_dir: Path = NOTEBOOKS_DIR, db: str | None = None) -> Path:
     """Copy the listed notebooks (and nothing else) into ``dest`` (default: a new temp folder).
+
+    ``db``: the database file, injected as the ``db`` parameter of each notebook declaring one.
 
     Raises
     ------
@@ -53,7 +57,22 @@ def prepare_serving_dir(names: Sequence[str] = DASHBOARD_NOTEBOOKS, dest: Path |
     dest.mkdir(parents=True, exist_ok=True)
     for src in sources:
         shutil.copy2(src, dest / src.name)
+        if db:
+            _inject_db(dest / src.name, str(db))
     return dest
+
+
+def _inject_db(path: Path, db: str) -> None:
+    """Set the ``db`` parameter of a served copy, when the notebook declares one."""
+    import nbformat
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    if "db" not in declared_parameters(path):
+        return
+    # papermill's loader adds the cell metadata (tags) that its parameterizer reads
+    nb = parameterize_notebook(load_notebook_node(str(path)), {"db": db})
+    nbformat.write(nb, path)
 
 
 def voila_argv(serving_dir: Path, port: int, *, timeout: int = EXECUTOR_TIMEOUT,
@@ -86,13 +105,14 @@ def kernel_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def launch(port: int, *, names: Sequence[str] = DASHBOARD_NOTEBOOKS,
            notebooks_dir: Path = NOTEBOOKS_DIR, timeout: int = EXECUTOR_TIMEOUT,
            env: dict[str, str] | None = None, log_file=None,
-           cull_idle_timeout: int = CULL_IDLE_TIMEOUT) -> tuple[subprocess.Popen, Path]:
+           cull_idle_timeout: int = CULL_IDLE_TIMEOUT,
+           db: str | None = None) -> tuple[subprocess.Popen, Path]:
     """Start the Voila server in its own process group; return ``(process, serving_dir)``.
 
     The caller stops it with :func:`stop` (which kills the whole group, kernels included).
     """
     ensure_kernel()
-    serving_dir = prepare_serving_dir(names, notebooks_dir=notebooks_dir)
+    serving_dir = prepare_serving_dir(names, notebooks_dir=notebooks_dir, db=db)
     proc = subprocess.Popen(
         voila_argv(serving_dir, port, timeout=timeout, cull_idle_timeout=cull_idle_timeout),
         env=kernel_env(env), stdout=log_file or subprocess.DEVNULL,
@@ -119,13 +139,14 @@ def stop(proc: subprocess.Popen, serving_dir: Path | None = None, grace: float =
         shutil.rmtree(serving_dir, ignore_errors=True)
 
 
-def serve(port: int = 8866, timeout: int = EXECUTOR_TIMEOUT) -> int:
-    """Run the dashboard in the foreground until interrupted; return the server's exit status."""
+def serve(port: int = 8866, timeout: int = EXECUTOR_TIMEOUT, db: str | None = None) -> int:
+    """Run the dashboard on database ``db`` in the foreground until interrupted; return the
+    server's exit status."""
     def _terminate(signum, frame):  # SIGTERM: leave through ``finally`` so Voila stops too
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, _terminate)
-    proc, serving_dir = launch(port, timeout=timeout, log_file=sys.stderr)
+    proc, serving_dir = launch(port, timeout=timeout, log_file=sys.stderr, db=db)
     print(f"workbench dashboard: http://{HOST}:{port}/ (serving {', '.join(DASHBOARD_NOTEBOOKS)})",
           flush=True)
     try:

@@ -146,7 +146,7 @@ class ControlPanel:
         from workbench.train.models import known_models
         from workbench.train.runs import list_runs
 
-        runs = [r["run_id"] for r in list_runs() if r.get("status") == "completed"
+        runs = [r["run_id"] for r in list_runs(self.store.path) if r.get("status") == "completed"
                 and r.get("model_type") in known_models()]
         current = prefer or self.model.value
         self.model.options = runs
@@ -219,7 +219,7 @@ class ControlPanel:
 
         run_id = self.model.value
         if run_id not in self._handles:
-            self._handles[run_id] = load_model(run_id)
+            self._handles[run_id] = load_model(run_id, self.store.path)
         return self._handles[run_id]
 
     def _spawn(self, name: str, target) -> None:
@@ -341,7 +341,7 @@ class ControlPanel:
             config = prepare.quick_config(self.store, self.symbol.value, self.timeframe.value,
                                           start=first, end=last, epochs=self.train_epochs,
                                           max_windows=self.train_windows)
-            self._run_handle = start_training(config)
+            self._run_handle = start_training(config, db=self.store.path)
         self.log(f"training run {self._run_handle.run_id} started")
         self._spawn("train", self._wait_training)
 

@@ -118,15 +118,18 @@ def pick_range(store, symbol: str, timeframe: str, *, start: str = "", end: str 
 
 
 def latest_model(symbol: str | None = None, timeframe: str | None = None,
-                 model_type: str | None = None) -> str | None:
-    """Return the newest completed run (optionally for a symbol/timeframe/model type), or None."""
+                 model_type: str | None = None, *, db=None) -> str | None:
+    """Return the newest completed run (optionally for a symbol/timeframe/model type), or None.
+
+    ``db`` is the database whose runs folder is searched (runs live beside their database).
+    """
     from workbench.train.models import known_models
     from workbench.train.runs import list_runs
 
     # run.json carries symbol, timeframe and model type; price-model (TF) runs share the runs
     # folder and are skipped by their model type
     wanted = {"symbol": symbol, "timeframe": timeframe, "model_type": model_type}
-    for run in list_runs():
+    for run in list_runs(db):
         if run.get("status") != "completed":
             continue
         if run.get("model_type") not in known_models():
@@ -165,19 +168,20 @@ def ensure_model(store, symbol: str, timeframe: str, model: str = "", *,
     from workbench.train.runs import read_run, train
 
     if model:
-        read_run(model)  # raises NotFoundError naming the run
+        read_run(model, store.path)  # raises NotFoundError naming the run
         return model
-    found = latest_model(symbol, timeframe, model_type)
+    found = latest_model(symbol, timeframe, model_type, db=store.path)
     if found:
         return found
-    folder = runs_dir()
+    folder = runs_dir(store.path)
     folder.mkdir(parents=True, exist_ok=True)
     with filelock.FileLock(str(folder / ".notebook-quick-model.lock"), timeout=MODEL_WAIT_S):
-        found = latest_model(symbol, timeframe, model_type)  # trained while we waited?
+        found = latest_model(symbol, timeframe, model_type, db=store.path)  # trained meanwhile?
         if found:
             return found
         ensure_series(store, symbol, timeframe)
-        record = train(quick_config(store, symbol, timeframe, model_type=model_type))
+        record = train(quick_config(store, symbol, timeframe, model_type=model_type),
+                       db=store.path)
         return record["run_id"]
 
 
