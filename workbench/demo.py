@@ -51,7 +51,7 @@ def train_quick(store: Store) -> None:
 
 
 def live_modes(store: Store, candles: int = 300) -> None:
-    """Replay the last ``candles`` ETH/USDT 1m candles in each training mode (issue 6)."""
+    """Replay the last ``candles`` ETH/USDT 1m candles in each training mode."""
     from workbench.live.modes import TrainingMode
     from workbench.live.session import LiveSession, SessionConfig
     from workbench.train.handle import load_model

@@ -1,4 +1,4 @@
-"""``workbench price-model train``: the TensorFlow price-model pipeline of seed 002.
+"""``workbench price-model train``: the TensorFlow price-model pipeline (CNN + RNN).
 
 TensorFlow is imported only when a command runs, so ``workbench --help`` stays fast. Progress
 lines (stage timings, per-epoch losses, cache reuse) go to stdout, or to stderr with ``--json`` so
@@ -11,7 +11,7 @@ import typer
 from workbench.cli import _common
 from workbench.errors import WorkbenchError
 
-price_app = typer.Typer(help="TensorFlow price model (seed 002): cached stages, tf.data, ONNX.",
+price_app = typer.Typer(help="TensorFlow price model (CNN + RNN): cached stages, tf.data, ONNX.",
                         no_args_is_help=True)
 
 

@@ -6,7 +6,7 @@ never materialised for a whole series (600 x 8 float32 per candle would be 19 GB
 the B windows of one batch.
 
 Each window is normalised with statistics of its own rows only, so a window ending at t depends on
-nothing after t. The normalisation parameters are returned with the window (seed 001's
+nothing after t. The normalisation parameters are returned with the window (the coordinator's
 ``norm_params``) and can be recomputed bit-for-bit from the same rows.
 
 Feature columns (:data:`FEATURES`), all computed from candle t and t-1 only:

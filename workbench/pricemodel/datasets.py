@@ -1,7 +1,7 @@
 """Dataset stage: vectorised windows and the ``tf.data`` input stream.
 
 Window ``i`` is rows ``i .. i+L-1`` of the scaled feature matrix and its target is the scaled close
-of row ``i+L`` (the next candle), exactly as seed 002's ``create_sequences`` loop built them;
+of row ``i+L`` (the next candle), exactly as the original ``create_sequences`` loop built them;
 :func:`create_sequences_reference` keeps that loop as the executable specification the tests and
 the benchmark compare against. :func:`make_windows` builds all windows at once with
 ``sliding_window_view`` (one copy, no Python loop over samples).
@@ -44,7 +44,7 @@ class Windows:
 
 def create_sequences_reference(values: np.ndarray, sequence_length: int,
                                target_index: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seed 002's plain-loop window builder (reference only; slow on purpose).
+    """The original plain-loop window builder (reference only; slow on purpose).
 
     Returns
     -------

@@ -2,7 +2,7 @@
 
 The stage turns ``(symbol, timeframe, start, end)`` into one polars frame
 ``ts, open, high, low, close, volume[, exogenous columns...]``. It never touches the network
-(seed 002's downloader and Fear & Greed fetch are replaced by the store and an optional local
+(the original downloader and Fear & Greed fetch are replaced by the store and an optional local
 file).
 
 Source series

@@ -1,4 +1,4 @@
-"""The price-model pipeline (seed 002): ``run_training_pipeline(TrainingConfig) -> TrainingResult``.
+"""The TensorFlow price-model pipeline: ``run_training_pipeline(TrainingConfig) -> TrainingResult``.
 
 Stages, each a module with explicit inputs and outputs, timed and logged one line each:
 
@@ -14,8 +14,8 @@ onnx           ``model.onnx`` + onnxruntime parity ≤ 1e-4         (``skip_onnx
 artifacts      ``model.keras``, ``scaler.json``, ``metadata.json``
 =============  ===========================================================================
 
-Defaults reproduce the seed's historical behaviour (300 epochs, 120-step windows, batch 32, every
-diagnostic and the ONNX export on), so an unattended job gets the full artifact set.
+Defaults reproduce the pipeline's historical behaviour (300 epochs, 120-step windows, batch 32,
+every diagnostic and the ONNX export on), so an unattended job gets the full artifact set.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ Log = Callable[[str], None]
 
 @dataclass
 class TrainingConfig:
-    """Everything one price-model run needs; defaults are seed 002's historical ones."""
+    """Everything one price-model run needs; defaults are the historical ones."""
 
     symbol: str
     timeframe: str

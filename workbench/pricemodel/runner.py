@@ -4,7 +4,7 @@ Models are a registry (:func:`register_model` / :func:`get_model_builder`); ``gr
 ``lstm`` ship. Each maps a window (L, F) to the next scaled close through a causal Conv1D, one
 recurrent layer and a linear head. The head is float32 so mixed precision never rounds the output.
 
-Training uses the Keras callbacks seed 002's plan asks for: EarlyStopping (restoring the best
+Training uses the Keras callbacks the pipeline's design asks for: EarlyStopping (restoring the best
 weights, which is what keeps the 300-epoch default practical), ModelCheckpoint (best model),
 ReduceLROnPlateau, TensorBoard, plus :class:`EpochLogger` for one log line per epoch.
 """
@@ -119,7 +119,7 @@ def _epoch_logger_class():
 
 @dataclass(frozen=True)
 class FitSettings:
-    """Settings of one fit; defaults are seed 002's (300 epochs, batch 32)."""
+    """Settings of one fit; defaults are the historical ones (300 epochs, batch 32)."""
 
     epochs: int = 300
     learning_rate: float = 1e-3

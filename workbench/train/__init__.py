@@ -1,4 +1,5 @@
-"""The torch training engine (issue #3, seeds 003 and 004), built on Lightning and torchmetrics.
+"""The torch training engine (metrics, callbacks, stateful LSTM, run lifecycle),
+built on Lightning and torchmetrics.
 
 Modules, in the order data flows through them:
 

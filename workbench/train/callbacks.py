@@ -171,8 +171,8 @@ class TrainingLockCallback(Callback):
     The lock is acquired at the start of the batch, *before* the forward pass, and released after
     ``publish(model)`` at the end of the batch. Holding it only around the optimizer step is not
     enough: another holder's in-place update between this batch's forward and backward passes
-    breaks autograd ("modified by an inplace operation", seed 000's bug; see
-    tests/live/test_stress.py).
+    breaks autograd ("modified by an inplace operation", the concurrency bug this lock exists
+    for; see tests/live/test_stress.py).
     """
 
     def __init__(self, lock, publish: Callable | None = None, session: str = "batch",

@@ -1,4 +1,5 @@
-"""Training configuration: a YAML file in seed 003's shape, validated into dataclasses.
+"""Training configuration: a YAML file of sections (model, training, data,
+callbacks, output), validated into dataclasses.
 
 The file has five sections, ``model``, ``training``, ``data``, ``callbacks`` and ``output``; every
 key is optional and falls back to the defaults below. :func:`load_config` reads a file, applies
@@ -30,7 +31,7 @@ class ModelConfig:
     """Model architecture (see :mod:`workbench.train.models` for the registered types)."""
 
     type: str = "transformer"
-    window: int = 600  # candles per window (seed 001)
+    window: int = 600  # candles per window: about ten hours of 1m candles
     d_model: int = 64  # small on purpose: batch-1 CPU inference in a few milliseconds
     # one head of 64: 4 heads of 8 made batch-1 attention ~10x slower on CPU (bench/torch_engine.py)
     n_heads: int = 1

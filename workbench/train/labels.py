@@ -9,7 +9,7 @@ Three sources; ``data.labels`` in the config chooses one or a list of them:
     training range use only pivots confirmed by the close of the last training candle (the pivots
     detected on the candles up to it); later rows use the pivots known at the end of the loaded
     data. An outside bar that is both a high and a low pivot gets no pivot label.
-``rule`` (seed 000)
+``rule`` (the next-candle move)
     The label of candle t is BUY when the next close moves more than ``+threshold`` percent,
     SELL below ``-threshold`` percent, HOLD otherwise. It labels every candle.
 

@@ -1,9 +1,11 @@
-"""The training lock: one per model, serialising every weight update (seed 000).
+"""The training lock: one per model, serialising every weight update so two trainers never
+interleave their steps on one set of weights.
 
 Batch training steps, per-candle steps and manual steps all acquire the model's
-:class:`TrainingLock` before touching weights. Acquisition takes a timeout (seed 000's first open
-recommendation); on timeout :class:`TrainingLockTimeout` names the current holder: its operation,
-its session and since when it has held the lock (also kept as the exception's ``holder``).
+:class:`TrainingLock` before touching weights. Acquisition takes a timeout (so a stuck holder
+fails the waiter loudly instead of hanging it); on timeout :class:`TrainingLockTimeout` names the
+current holder: its operation, its session and since when it has held the lock (also kept as the
+exception's ``holder``).
 :meth:`TrainingLock.stats` counts acquisitions, waits, wait time and timeouts, in total and per
 session, which is what a live session reports as its "lock waits".
 

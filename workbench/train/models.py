@@ -15,7 +15,7 @@ Registered types
     the layers use an activation module the fast path does not recognise, which is one of the
     documented ``torch.backends.mha`` fast-path conditions (activation must be relu or gelu).
 ``lstm``
-    Seed 003's stateful LSTM: one time step at a time (L=1), the hidden state carried across the
+    A stateful LSTM: one time step at a time (L=1), the hidden state carried across the
     steps of one sample, reset between samples and detached after each step. :meth:`LSTMModel.step`
     advances a carried state by one candle for O(1) live inference.
 """
@@ -130,7 +130,7 @@ class TransformerModel(nn.Module):
 
 
 class LSTMModel(nn.Module):
-    """Seed 003's stateful LSTM, fed one candle at a time (L=1).
+    """A stateful LSTM, fed one candle at a time (L=1).
 
     ``forward`` resets the state for every sample (window), carries it across the window's steps
     and detaches it after each step, so gradients never flow further back than one step.

@@ -2,8 +2,9 @@
 
 ``loss = action_loss_weight * cross_entropy(action) + candle_loss_weight * mse(candle)``.
 Per epoch, on train and val, torchmetrics computes on the candle head MSE, RMSE, MAE, Pearson
-correlation, R² and SNR in dB (seed 003), and on the action head accuracy and macro-F1. They are
-logged as ``<split>_<metric>`` (``val_loss``, ``train_rmse``, ``val_f1``...).
+correlation, R² and SNR in dB (the metrics quants compare price models by), and on the action
+head accuracy and macro-F1. They are logged as ``<split>_<metric>`` (``val_loss``,
+``train_rmse``, ``val_f1``...).
 
 The module also puts the workbench state that Lightning does not keep into every checkpoint: the
 frozen config (``workbench_config``) and the RNG states of torch, numpy and Python
@@ -47,7 +48,7 @@ class SignalToNoiseDB(Metric):
 
 
 def candle_metrics() -> MetricCollection:
-    """The candle-head metrics of seed 003, computed over all flattened OHLC values."""
+    """The candle-head metrics (MSE, RMSE, MAE, Pearson, R², SNR) over all flattened OHLC values."""
     return MetricCollection({"mse": MeanSquaredError(), "rmse": MeanSquaredError(squared=False),
                              "mae": MeanAbsoluteError(), "pearson": PearsonCorrCoef(),
                              "r2": R2Score(), "snr_db": SignalToNoiseDB()})

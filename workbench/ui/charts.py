@@ -183,7 +183,7 @@ def _recent_candles(store_or_frame, symbol: str, timeframe: str, days: float) ->
     return frame.filter(pl.col("ts") >= frame["ts"][-1] - days * _MS_PER_DAY)
 
 
-# -- notebooks and control panel (issue 7): curves, equity, trades, predictions, ghost candle ---
+# -- notebooks and control panel: curves, equity, trades, predictions, ghost candle ---
 _GHOST = "#9e9e9e"
 
 

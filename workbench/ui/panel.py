@@ -1,6 +1,7 @@
-"""The six-mode control panel of seed 000, as ipywidgets (JupyterLab and Voila).
+"""The six-mode control panel (live inference, pivot and per-candle training, backtest, batch and
+manual training), as ipywidgets (JupyterLab and Voila).
 
-Buttons: the three live modes of seed 000 plus a manual session, Backtest Visible Chart, Train
+Buttons: the three live modes plus a manual session, Backtest Visible Chart, Train
 Model, Train on Current Candle (Manual) with BUY/SELL/HOLD (visible only while a manual session
 runs) and Stop. Pickers choose the model (completed runs), symbol, timeframe, range (the last N
 candles: the "visible chart") and replay speed; every picker is a fixed list of choices, so no

@@ -4,7 +4,7 @@ The widget layer (:mod:`workbench.ui.panel`) describes the situation as :class:`
 and renders what :func:`button_states` returns; it holds no enabling rule of its own, so the rules
 are tested here without widgets, threads or a kernel.
 
-Rules (seed 000's six modes plus Stop):
+Rules (the six training/inference modes plus Stop):
 
 * A live session (any :class:`TrainingMode`) and a backtest need a model, candles in the picked
   range, and nothing else running.
@@ -54,7 +54,7 @@ LIVE_BUTTONS = {
     TrainingMode.MANUAL: Button.LIVE_MANUAL,
 }
 
-#: seed 000's button labels
+#: the button labels, named as the six modes are in the design notes
 LABELS = {
     Button.LIVE_NONE: "Start Live Inference (No Training)",
     Button.LIVE_PIVOTS: "Live Inference + Pivot Training",
