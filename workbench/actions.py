@@ -29,13 +29,20 @@ HOLD_BAND = 0.05
 ANNOTATION_SOURCES = ("manual", "pivot", "rule")
 
 
+#: class index per signal value, as an array indexed by ``signal + 1`` (-1 SELL, 0 HOLD, +1 BUY)
+_CLASS_OF_SIGNAL = np.array([ACTIONS.index(a) for a in ("SELL", "HOLD", "BUY")], dtype=np.int64)
+
+
 def realised_actions(move_pct, hold_band: float = HOLD_BAND) -> np.ndarray:
     """Return int64 class indices of realised moves: BUY above ``+hold_band``, SELL below
     ``-hold_band``, else HOLD.
 
+    The rule is "the signal of a move is its sign outside the band"; the action is the one with
+    that signal. NaN compares false both ways, so an unknown move is HOLD.
+
     Parameters
     ----------
-    move_pct : array-like of moves in percent (NaN counts as HOLD: no move is known).
+    move_pct : array-like of moves in percent.
     hold_band : percent half-width of the HOLD band; the bounds themselves are HOLD.
 
     Returns
@@ -43,12 +50,17 @@ def realised_actions(move_pct, hold_band: float = HOLD_BAND) -> np.ndarray:
     numpy.ndarray of int64, the shape of ``move_pct``.
     """
     move = np.asarray(move_pct, dtype=np.float64)
-    return np.where(move > hold_band, BUY, np.where(move < -hold_band, SELL, HOLD)).astype(np.int64)
+    signal = (move > hold_band).astype(np.int64) - (move < -hold_band)
+    return _CLASS_OF_SIGNAL[signal + 1]
 
 
 def realised_action(move_pct: float, hold_band: float = HOLD_BAND) -> int:
-    """Return the class index of one realised move; the scalar form of :func:`realised_actions`."""
-    return int(realised_actions(move_pct, hold_band))
+    """Return the class index of one realised move: :func:`realised_actions` for a scalar.
+
+    The same sign-outside-the-band rule and table, without numpy's per-call overhead (this runs
+    once per candle in a live session).
+    """
+    return int(_CLASS_OF_SIGNAL[int(move_pct > hold_band) - int(move_pct < -hold_band) + 1])
 
 
 def action_check_sql(column: str = "action") -> str:
