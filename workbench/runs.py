@@ -55,7 +55,6 @@ def write_json_atomic(path: Path, payload, **dump_options) -> Path:
     return path
 
 
-
 def now_iso() -> str:
     """Return the current UTC time as ISO-8601 text, to the second (the times of ``run.json``)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
