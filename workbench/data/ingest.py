@@ -25,14 +25,15 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from workbench.data.candle_files import (VALUE_COLUMNS, ParsedFile, read_candle_file,
-                                         read_candles, rule_error, typed_candles)
+from workbench.data.candle_files import (VALUE_COLUMNS, ParsedFile, check_ts_unit,
+                                         read_candle_file, read_candles, rule_error, typed_frame)
+from workbench.data.epoch import UNIT_NAMES, iso_utc
+from workbench.data.guards import check_symbol
 from workbench.data.store import Store
 from workbench.data.timeframes import (TIMEFRAME_MS, is_calendar, timeframe_ms,
                                        validate_timeframe)
@@ -46,8 +47,11 @@ RULES = {
     "columns": "columns ts, open, high, low, close, volume (or the 12 Binance kline columns) exist",
     "missing_value": "no cell of a required column is empty",
     "non_numeric": "prices and volume are numbers",
-    "ts_format": "ts is epoch ms or ISO-8601 with a zone",
-    "ts_units": "Binance open times are all ms or all whole-ms microseconds",
+    "header_repeated": "the header line appears once, at the top",
+    "ts_format": "ts is an integer epoch time or ISO-8601 with a zone",
+    "ts_units": "integer ts of a file share one unit; microseconds and nanoseconds are whole ms",
+    "ts_range": "integer ts are candle times between 1971 and 2199 in one unit (s, ms, us, ns), "
+                "or a date in years 1..9999 in the declared unit",
     "not_finite": "no NaN or inf values",
     "price_not_positive": "open, high, low and close are > 0",
     "high_below_open_close": "high >= max(open, close)",
@@ -56,18 +60,13 @@ RULES = {
     "duplicate_conflict": "rows with the same ts have the same values (exact copies are dropped)",
     "conflicts_with_store": "a candle already stored with the same ts has the same values",
     "step": "steps between candles are positive multiples of the timeframe",
+    "off_grid": "candles open on the timeframe's grid (multiples of it from the epoch; 1d and 1w "
+                "at 00:00 UTC, 1M on the first of a month)",
     "timeframe_mismatch": "at least half of the steps are exactly one timeframe (else the file "
                           "holds another timeframe)",
 }
 MAX_GAPS_LISTED = 10
 _HASH_CHUNK = 1 << 20
-
-
-def iso_utc(ts: int | None) -> str | None:
-    """Return epoch ms ``ts`` as ISO-8601 UTC text (``2025-05-20T00:00:00Z``), or ``None``."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(int(ts) / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- reports ----------------------------------------------------------------------------------
@@ -112,6 +111,7 @@ class IngestSummary:
     last_ts: int | None = None
     seconds: float = 0.0
     content_hash: str = ""
+    ts_unit: str | None = None  # the unit integer ts were read in (None when cached)
 
     def to_dict(self) -> dict:
         """Return a JSON-ready dict, with ISO UTC copies of the timestamps."""
@@ -228,6 +228,39 @@ def _step_error(ts: np.ndarray, i: int, timeframe: str, source, row) -> DataVali
     return rule_error(f"candle at {iso_utc(ts[i])}: {why}", source, "step", row=row, ts=int(ts[i]))
 
 
+def _grid_step(timeframe: str) -> int:
+    """The grid candles of a fixed timeframe open on: its length, a day for ``1w`` (sources
+    disagree on the weekday a week opens, Monday or Sunday, but not on midnight)."""
+    return timeframe_ms("1d") if timeframe == "1w" else timeframe_ms(timeframe)
+
+
+def _check_grid(ts: np.ndarray, timeframe: str, source, row_of) -> None:
+    """Refuse candles off the timeframe's grid (1m candles 30 s off the minute, say).
+
+    Steps that are whole multiples of the timeframe are not enough: a file shifted as a whole
+    passes them. ``1M`` is checked by :func:`step_problems` (month starts).
+    """
+    if is_calendar(timeframe):
+        return
+    grid = _grid_step(timeframe)
+    off = ts % grid
+    if off.any():
+        i = int(np.flatnonzero(off)[0])
+        raise rule_error(f"candle at {iso_utc(ts[i])} opens {int(off[i])} ms after the {timeframe} "
+                         f"grid ({timeframe} candles open at {iso_utc(ts[i] - off[i])}, "
+                         f"{iso_utc(ts[i] - off[i] + grid)}, ...)", source, "off_grid",
+                         row=row_of(i), ts=int(ts[i]))
+
+
+def _check_ms(unit: str, ts: pl.Series, source, first_row: int) -> None:
+    """A frame holds epoch ms unless told otherwise: a frame of microseconds is refused."""
+    if unit in ("ms", "iso", "datetime"):
+        return
+    raise rule_error(f"ts {ts[0]} looks like epoch {UNIT_NAMES[unit]}, but candles are "
+                     f"epoch milliseconds; convert them or declare ts_unit={unit!r}", source,
+                     "ts_units", row=first_row)
+
+
 def _check_timeframe_fits(ts: np.ndarray, timeframe: str, gap_after: np.ndarray,
                           source) -> None:
     """Catch a file of another timeframe: its steps are all valid multiples, but few are 1x."""
@@ -241,7 +274,8 @@ def _check_timeframe_fits(ts: np.ndarray, timeframe: str, gap_after: np.ndarray,
 
 
 def validate_candles(frame: pl.DataFrame, timeframe: str, source="<frame>", *,
-                     first_row: int = 1) -> tuple[pl.DataFrame, ValidationReport]:
+                     first_row: int = 1,
+                     ts_unit: str | None = None) -> tuple[pl.DataFrame, ValidationReport]:
     """Validate candles and return them sorted, without exact duplicates, with a report.
 
     Parameters
@@ -250,6 +284,9 @@ def validate_candles(frame: pl.DataFrame, timeframe: str, source="<frame>", *,
     timeframe : e.g. ``"1m"``, ``"1d"``, ``"1M"``.
     source : the file or feed name used in error messages.
     first_row : the row number a user sees for ``frame`` row 0 (see the module docstring).
+    ts_unit : the unit of integer ts (``s``, ``ms``, ``us``, ``ns``), converted to ms. ``None``:
+        epoch ms between 1971 and 2199, and a ts that looks like another unit is refused
+        (a push feed sending microseconds); declaring ``"ms"`` admits any date in years 1..9999.
 
     Returns
     -------
@@ -261,16 +298,21 @@ def validate_candles(frame: pl.DataFrame, timeframe: str, source="<frame>", *,
     ParameterError : the timeframe is not known.
     """
     validate_timeframe(timeframe)
-    typed = typed_candles(frame, source, first_row)
+    check_ts_unit(ts_unit)
+    typed, unit = typed_frame(frame, source, first_row, ts_unit)
     ts = typed["ts"].to_numpy()
+    if ts_unit is None:
+        _check_ms(unit, frame["ts"], source, first_row)
     v = typed.select(VALUE_COLUMNS).to_numpy()
     _check_values(ts, v, source, first_row)
     take, dropped, reordered = _dedupe(ts, v, source, first_row)
     ts_u = ts if take is None else ts[take]
+    def row_of(i: int) -> int:
+        return first_row + (i if take is None else int(take[i]))
     bad, gap_after = step_problems(ts_u, timeframe)
     if bad is not None:
-        raise _step_error(ts_u, bad, timeframe, source,
-                          first_row + (bad if take is None else int(take[bad])))
+        raise _step_error(ts_u, bad, timeframe, source, row_of(bad))
+    _check_grid(ts_u, timeframe, source, row_of)
     _check_timeframe_fits(ts_u, timeframe, gap_after, source)
     # ts is now strictly increasing: flag it so later sorts (the store's insert) are no-ops
     clean = (typed if take is None else typed[take]).with_columns(pl.col("ts").set_sorted())
@@ -324,42 +366,62 @@ def _cached_summary(store: Store, path: Path, symbol: str, timeframe: str, diges
                          time.perf_counter() - t0, digest)
 
 
-def ingest_file(store: Store, path, symbol: str, timeframe: str,
-                force_refresh: bool = False) -> IngestSummary:
+def ingest_file(store: Store, path, symbol: str, timeframe: str, force_refresh: bool = False, *,
+                ts_unit: str | None = None) -> IngestSummary:
     """Validate a candle file and merge it into the series ``(symbol, timeframe)`` atomically.
 
     The whole file is validated first; then, in one store transaction, the stored series is read,
-    merged with the file (a stored candle whose values differ is an error) and replaced, and the
-    file's sha256 is recorded. A failing file writes nothing. Ingesting the same file again is a
-    no-op reported as ``'cached'`` unless ``force_refresh``, which re-reads it (and still adds no
-    duplicate rows).
+    merged with the file (a stored candle whose values differ is an error), the summary is built
+    and rendered (so nothing that can fail runs after the commit) and the series is replaced,
+    and the file's sha256 is recorded. A failing file writes nothing. Ingesting the same file
+    again is a no-op reported as ``'cached'`` unless ``force_refresh``, which re-reads it (and
+    still adds no duplicate rows).
+
+    Parameters
+    ----------
+    ts_unit : the unit of integer ts in the file (``s``, ``ms``, ``us``, ``ns``); ``None`` infers
+        it where the magnitude leaves no doubt (:mod:`workbench.data.epoch`). A declared unit is
+        part of the cache key: the same bytes read in another unit are other candles.
 
     Raises
     ------
     DataValidationError : the file breaks a rule of :data:`RULES`.
     NotFoundError : the file does not exist.
+    ParameterError : the symbol is empty, the timeframe or ``ts_unit`` unknown.
     StoreBusyError : another process kept the store locked past its busy timeout.
     """
     t0 = time.perf_counter()
+    check_symbol(symbol)
     validate_timeframe(timeframe)
+    check_ts_unit(ts_unit)
     path = Path(path)
     if not path.is_file():
         raise NotFoundError(f"file {path} does not exist")
     digest = file_hash(path)
-    hit = None if force_refresh else store.cached_ingest(digest, symbol, timeframe)
+    key = digest if ts_unit is None else f"{digest}+ts_unit={ts_unit}"
+    hit = None if force_refresh else store.cached_ingest(key, symbol, timeframe)
     if hit is not None:
         cached = _cached_summary(store, path, symbol, timeframe, digest, int(hit["rows"]), t0)
         if cached is not None:
             return cached
-    parsed = read_candle_file(path)
-    clean, report = validate_candles(parsed.frame, timeframe, path, first_row=parsed.first_row)
-    before, after = store.merge_series(
-        symbol, timeframe, lambda existing: _merge(existing, clean, parsed, timeframe, path),
-        cache_row={"content_hash": digest, "path": str(path), "rows": report.rows_in})
-    return IngestSummary(str(path), symbol, timeframe, "ingested", report.rows_in, after - before,
-                         report.duplicates_dropped, report.gaps, report.missing_candles,
-                         report.gap_ranges, report.first_ts, report.last_ts,
-                         time.perf_counter() - t0, digest)
+    parsed = read_candle_file(path, ts_unit)
+    clean, report = validate_candles(parsed.frame, timeframe, path, first_row=parsed.first_row,
+                                     ts_unit=None if ts_unit is None else "ms")
+    done: list[IngestSummary] = []
+
+    def merge(existing: pl.DataFrame) -> pl.DataFrame:
+        merged = _merge(existing, clean, parsed, timeframe, path)
+        summary = IngestSummary(str(path), symbol, timeframe, "ingested", report.rows_in,
+                                merged.height - existing.height, report.duplicates_dropped,
+                                report.gaps, report.missing_candles, report.gap_ranges,
+                                report.first_ts, report.last_ts, 0.0, digest, parsed.ts_unit)
+        summary.to_dict()  # renders every ts inside the transaction: a failure rolls back
+        done.append(summary)
+        return merged
+    store.merge_series(symbol, timeframe, merge,
+                       cache_row={"content_hash": key, "path": str(path), "rows": report.rows_in})
+    done[0].seconds = time.perf_counter() - t0
+    return done[0]
 
 
 def ingest_shipped(store: Store, force_refresh: bool = False) -> list[IngestSummary]:

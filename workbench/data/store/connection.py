@@ -107,21 +107,22 @@ class StoreConnection:
         try:
             while True:
                 try:
-                    with _open_guard:
-                        created = not self.path.exists()
-                        con = duckdb.connect(str(self.path))
-                    break
+                    if self._file_state() != "creating":
+                        with _open_guard:
+                            created = not self.path.exists()
+                            con = duckdb.connect(str(self.path))
+                        break
                 except duckdb.Error as exc:
                     if not (_is_lock_error(exc) or self._being_created(exc)):
                         raise StoreError(f"cannot open store {self.path}: {exc}") from exc
-                    if time.monotonic() >= deadline:
-                        raise StoreBusyError(
-                            f"store {self.path} stayed locked by another process for "
-                            f"{self.busy_timeout:.0f} s; close long-running writers or retry"
-                        ) from None
-                    waiting.touch()  # tell the holder someone waits (see _yield_to_waiters)
-                    time.sleep(delay * (0.5 + random.random()))
-                    delay = min(delay * 2, 0.25)
+                if time.monotonic() >= deadline:
+                    raise StoreBusyError(
+                        f"store {self.path} stayed locked by another process for "
+                        f"{self.busy_timeout:.0f} s; close long-running writers or retry"
+                    ) from None
+                waiting.touch()  # tell the holder someone waits (see _yield_to_waiters)
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.25)
         finally:
             with contextlib.suppress(OSError):
                 waiting.unlink()
@@ -131,6 +132,35 @@ class StoreConnection:
         finally:
             with _open_guard:
                 con.close()
+
+    def _file_state(self) -> str:
+        """Return ``'absent'``, ``'duckdb'`` or ``'creating'``; refuse any other file.
+
+        DuckDB opens some files that are not databases (a ``.csv`` or ``.parquet`` path becomes
+        an empty in-memory database over that file), so ``--db data.csv`` "worked" and lost
+        every write. The header is checked first instead: a DuckDB file carries ``DUCK`` at byte
+        8. A young file shorter than its header is one another process is still creating (see
+        :meth:`_being_created`); the file is only read, never written.
+
+        Raises
+        ------
+        StoreError : the path is a folder, unreadable, or a file that is not a DuckDB database.
+        """
+        try:
+            with self.path.open("rb") as fh:
+                head = fh.read(12)
+            age = time.time() - self.path.stat().st_mtime
+        except FileNotFoundError:
+            return "absent"
+        except OSError as exc:
+            raise StoreError(f"cannot read store {self.path}: {exc.strerror or exc}") from None
+        if head[8:12] == b"DUCK":
+            return "duckdb"
+        if len(head) < 12 and age < _CREATING_S:
+            return "creating"
+        raise StoreError(f"store {self.path} is not a valid DuckDB database file (it begins "
+                         f"{head!r}); give the path of a DuckDB store, or a new path to create "
+                         "one. The file was not changed")
 
     def _being_created(self, exc: BaseException) -> bool:
         """True when another process has just created the file and not yet written its header.

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from workbench.data.guards import refuse_non_finite
 from workbench.data.store.connection import registered
 from workbench.data.store.schema import INDICATOR_TABLE_COLUMNS
 from workbench.errors import ParameterError
@@ -19,6 +20,7 @@ class FeatureQueries:
             raise ParameterError(f"indicator column(s) {unknown} are not in the indicators table; "
                                  f"known: {list(INDICATOR_TABLE_COLUMNS)}")
         names = ", ".join(["ts", *cols])  # checked against the schema above
+        refuse_non_finite(frame, cols, f"indicators {symbol} {timeframe}")
         with self.transaction() as con:
             con.execute("DELETE FROM indicators WHERE symbol = ? AND timeframe = ?",
                         [symbol, timeframe])
@@ -36,6 +38,7 @@ class FeatureQueries:
 
         ``pivots`` has columns ts, confirmed_ts, price, pivot_type, level, strength.
         """
+        refuse_non_finite(pivots, ["price"], f"pivots {symbol} {timeframe}")
         with self.transaction() as con:
             con.execute("DELETE FROM pivot_points WHERE symbol = ? AND timeframe = ?",
                         [symbol, timeframe])

@@ -8,6 +8,7 @@ from typing import Callable
 
 import polars as pl
 
+from workbench.data.guards import check_symbol, refuse_non_finite, refuse_unwritable_ts
 from workbench.data.store.connection import registered
 from workbench.data.store.schema import OHLCV_COLUMNS
 from workbench.errors import DataValidationError
@@ -58,9 +59,23 @@ class OhlcvQueries:
              2**62 if end is None else int(end)])
         return out.row(0, named=True)
 
+    # -- write guards: every path that stores candles -----------------------------------------
     @staticmethod
-    def _insert_ohlcv(con, symbol: str, timeframe: str, candles: pl.DataFrame) -> None:
+    def _refuse_bad_candles(symbol: str, timeframe: str, candles: pl.DataFrame) -> None:
+        """Refuse a nameless series, non-finite values and ts no date can be written for.
+
+        Ingest checks far more; this is the floor every write path (append, resample, replace)
+        stands on, so that nothing stored can break a later read or report.
+        """
+        check_symbol(symbol)
+        source = f"{symbol} {timeframe}"
+        refuse_non_finite(candles, OHLCV_COLUMNS[1:], source)
+        refuse_unwritable_ts(candles, source)
+
+    @classmethod
+    def _insert_ohlcv(cls, con, symbol: str, timeframe: str, candles: pl.DataFrame) -> None:
         """Insert candles sorted by ts, so a series stays physically ordered for range reads."""
+        cls._refuse_bad_candles(symbol, timeframe, candles)
         with registered(con, "_incoming", candles.select(OHLCV_COLUMNS).sort("ts")):
             con.execute(
                 "INSERT INTO ohlcv SELECT ?, ?, ts, open, high, low, close, volume "
