@@ -8,10 +8,13 @@ import polars as pl
 import typer
 
 from workbench.cli import _common
+from workbench.data.epoch import UNIT_NAMES
 from workbench.errors import ParameterError, WorkbenchError
 
-data_app = typer.Typer(name="data", help="Market data: ingest, info, resample, pivots.",
+data_app = typer.Typer(name="data", help="Market data: ingest, info, resample, pivots, delete.",
                        no_args_is_help=True)
+#: the pivot levels ``data pivots --levels`` accepts (each level is a pass over the series)
+PIVOT_LEVELS = (1, 10)
 
 
 def _guarded(fn: Callable[[], None]) -> None:
@@ -22,7 +25,7 @@ def _guarded(fn: Callable[[], None]) -> None:
         _common.fail(exc)
 
 
-def parse_ts(text: str) -> int:
+def parse_ts(text: str, option: str = "--until") -> int:
     """Return epoch ms from ``text``: an integer (epoch ms) or an ISO date/time (naive = UTC)."""
     text = text.strip()
     if text.lstrip("-").isdigit():
@@ -30,7 +33,7 @@ def parse_ts(text: str) -> int:
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ParameterError(f"--until {text!r} is neither epoch ms nor an ISO date such as "
+        raise ParameterError(f"{option} {text!r} is neither epoch ms nor an ISO date such as "
                              "2025-06-01 or 2025-06-01T12:00:00Z") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
@@ -46,6 +49,8 @@ def _print_summary(d: dict) -> None:
     for lo, hi in d["gap_ranges_iso"]:
         typer.echo(f"    missing {lo} .. {hi}")
     typer.echo(f"  first {d['first_ts_iso']}, last {d['last_ts_iso']}, took {d['seconds']:.3f} s")
+    if d.get("ts_unit") in ("s", "us", "ns"):
+        typer.echo(f"  ts read as epoch {UNIT_NAMES[d['ts_unit']]} (stored as ms)")
 
 
 @data_app.command("ingest")
@@ -56,13 +61,17 @@ def ingest(
     timeframe: str = typer.Option(..., "--timeframe", help="Timeframe, e.g. 1m, 1h, 1d, 1M."),
     force_refresh: bool = typer.Option(False, "--force-refresh",
                                        help="Re-read the file even if its content is cached."),
+    ts_unit: str = typer.Option(None, "--ts-unit", metavar="s|ms|us|ns",
+                                help="Unit of integer ts (default: inferred where the magnitude "
+                                     "leaves no doubt, else the file is refused)."),
     as_json: bool = _common.JSON_OPTION,
 ) -> None:
     """Validate a candle file and merge it into the store atomically (cached by content hash)."""
     def body() -> None:
         from workbench.data.ingest import ingest_file
 
-        summary = ingest_file(_common.store(), path, symbol, timeframe, force_refresh)
+        summary = ingest_file(_common.store(), path, symbol, timeframe, force_refresh,
+                              ts_unit=ts_unit)
         _common.emit(summary.to_dict(), as_json, _print_summary)
     _guarded(body)
 
@@ -83,20 +92,41 @@ def ingest_shipped(
 
 # -- info -------------------------------------------------------------------------------------
 def series_info(store) -> list[dict]:
-    """Return one dict per stored series: rows, ISO range, gap count and missing candles."""
+    """Return one dict per stored series: rows, ISO range, gap count and missing candles.
+
+    Works on any store, even one an older version filled with ts in another unit: such rows are
+    counted as ``invalid_ts`` (shown as ``invalid ts N``, left out of the gap count) instead of
+    breaking the report, so the user can see them and remove them with ``data delete``.
+    """
     import numpy as np
 
-    from workbench.data.ingest import gap_ranges, iso_utc, step_problems
+    from workbench.data.epoch import in_iso_range, iso_utc
+    from workbench.data.ingest import gap_ranges, step_problems
 
     out = []
     for row in store.series().iter_rows(named=True):
         ts = store.read_ts(row["symbol"], row["timeframe"])["ts"].to_numpy().astype(np.int64)
+        valid = in_iso_range(ts)
+        ts = ts[valid]
         _, gap_after = step_problems(ts, row["timeframe"])
         missing, pairs = gap_ranges(ts, row["timeframe"], gap_after)
         out.append({**row, "first_ts_iso": iso_utc(row["first_ts"]),
                     "last_ts_iso": iso_utc(row["last_ts"]), "gaps": int(gap_after.size),
-                    "missing_candles": missing, "gap_ranges": [list(p) for p in pairs]})
+                    "missing_candles": missing, "gap_ranges": [list(p) for p in pairs],
+                    "invalid_ts": int((~valid).sum())})
     return out
+
+
+def _print_invalid(r: dict) -> None:
+    from workbench.data.epoch import MAX_MS, MIN_MS
+
+    typer.echo(f"  {r['symbol']} {r['timeframe']}: {r['invalid_ts']:,} candle(s) with a ts that is "
+               "no date (stored in another unit by an older version?); remove them with:")
+    fix = f"workbench data delete --symbol '{r['symbol']}' --timeframe {r['timeframe']}"
+    if r["last_ts"] > MAX_MS:
+        typer.echo(f"    {fix} --start {MAX_MS + 1} --yes")
+    if r["first_ts"] < MIN_MS:
+        typer.echo(f"    {fix} --end {MIN_MS - 1} --yes")
 
 
 def _print_info(rows: list[dict]) -> None:
@@ -108,6 +138,9 @@ def _print_info(rows: list[dict]) -> None:
     for r in rows:
         typer.echo(f"{r['symbol']:10} {r['timeframe']:4} {r['rows']:>9,}  {r['first_ts_iso']:20}  "
                    f"{r['last_ts_iso']:20}  {r['gaps']} ({r['missing_candles']:,} missing)")
+    for r in rows:
+        if r["invalid_ts"]:
+            _print_invalid(r)
 
 
 @data_app.command("info")
@@ -155,8 +188,9 @@ def _print_pivots(rows: list[dict]) -> None:
 def pivots(
     symbol: str = typer.Option(..., "--symbol", help="Stored series symbol."),
     timeframe: str = typer.Option(..., "--timeframe", help="Stored series timeframe."),
-    levels: int = typer.Option(3, "--levels", min=1, help="Pivot levels (L1..Ln)."),
-    strength: int = typer.Option(2, "--strength", min=1, help="Bars on each side of a swing."),
+    levels: int = typer.Option(3, "--levels", help=f"Pivot levels (L1..Ln), "
+                                                   f"{PIVOT_LEVELS[0]}..{PIVOT_LEVELS[1]}."),
+    strength: int = typer.Option(2, "--strength", help="Bars on each side of a swing (>= 1)."),
     until: str = typer.Option(None, "--until", metavar="TS",
                               help="Only pivots confirmed by TS (epoch ms or ISO date, UTC)."),
     as_json: bool = _common.JSON_OPTION,
@@ -167,6 +201,7 @@ def pivots(
         from workbench.errors import NotFoundError
         from workbench.features.pivots import detect_pivots
 
+        _check_pivot_options(levels, strength)
         frame = _common.store().read_ohlcv(symbol, timeframe)
         if frame.height == 0:
             raise NotFoundError(f"no stored series {symbol} {timeframe}; see workbench data info")
@@ -178,6 +213,71 @@ def pivots(
         rows = [{**r, "ts_iso": iso_utc(r["ts"]), "confirmed_ts_iso": iso_utc(r["confirmed_ts"])}
                 for r in found.iter_rows(named=True)]
         _common.emit(rows, as_json, _print_pivots)
+    _guarded(body)
+
+
+def _check_pivot_options(levels: int, strength: int) -> None:
+    """Bound the options before any work: ``--levels 100000`` took 15 s and meant nothing."""
+    lo, hi = PIVOT_LEVELS
+    if not lo <= levels <= hi:
+        raise ParameterError(f"--levels {levels} is out of range; use {lo}..{hi}")
+    if strength < 1:
+        raise ParameterError(f"--strength {strength} is out of range; use 1 or more")
+
+
+# -- delete -----------------------------------------------------------------------------------
+def _deleted_text(d: dict) -> str:
+    c = d["deleted"]
+    return (f"{c['candles']:,} candle(s), {c['pivot_points']:,} pivot(s), {c['indicators']:,} "
+            f"indicator row(s), {c['ingest_cache']:,} ingest-cache row(s)")
+
+
+def _span_text(start, end) -> str:
+    from workbench.data.epoch import MAX_MS, MIN_MS, iso_utc
+
+    def when(ts, unbounded: str) -> str:
+        if ts is None:
+            return unbounded
+        return iso_utc(ts) if MIN_MS <= ts <= MAX_MS else f"ts {ts}"
+    if start is None and end is None:
+        return ""
+    return f" from {when(start, 'the start')} to {when(end, 'the end')}"
+
+
+@data_app.command("delete")
+def delete(
+    symbol: str = typer.Option(..., "--symbol", help="Stored series symbol."),
+    timeframe: str = typer.Option(..., "--timeframe", help="Stored series timeframe."),
+    start: str = typer.Option(None, "--start", metavar="TS",
+                              help="First candle to delete (epoch ms or ISO, UTC; inclusive)."),
+    end: str = typer.Option(None, "--end", metavar="TS",
+                            help="Last candle to delete (epoch ms or ISO, UTC; inclusive)."),
+    yes: bool = typer.Option(False, "--yes", help="Really delete; without it nothing changes."),
+    as_json: bool = _common.JSON_OPTION,
+) -> None:
+    """Delete a series, or its candles in [--start, --end], with its pivots, indicators and
+    ingest cache (annotations are kept)."""
+    def body() -> None:
+        from workbench.errors import NotFoundError
+
+        lo = None if start is None else parse_ts(start, "--start")
+        hi = None if end is None else parse_ts(end, "--end")
+        if lo is not None and hi is not None and lo > hi:
+            raise ParameterError(f"--start {start} is after --end {end}")
+        store = _common.store()
+        plan = store.delete_series(symbol, timeframe, lo, hi, dry_run=True)
+        if not any(plan.values()):
+            raise NotFoundError(f"no stored series {symbol} {timeframe}; see workbench data info")
+        what = _deleted_text({"deleted": plan}) + f" of {symbol} {timeframe}{_span_text(lo, hi)}"
+        if not yes:
+            raise ParameterError(f"not deleting without --yes: this would delete {what}")
+        counts = store.delete_series(symbol, timeframe, lo, hi)
+        left = counts.pop("candles_left")
+        payload = {"symbol": symbol, "timeframe": timeframe, "start": lo, "end": hi,
+                   "deleted": counts, "candles_left": left}
+        _common.emit(payload, as_json, lambda d: typer.echo(
+            f"{symbol} {timeframe}: deleted {_deleted_text(d)}{_span_text(lo, hi)}; "
+            f"{d['candles_left']:,} candle(s) left"))
     _guarded(body)
 
 

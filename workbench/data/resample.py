@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from workbench.data.guards import refuse_non_finite
 from workbench.data.store import OHLCV_COLUMNS, Store
 from workbench.data.timeframes import is_calendar, timeframe_ms, validate_timeframe
 from workbench.errors import NotFoundError, ParameterError
@@ -54,6 +55,8 @@ def resample_ohlcv(frame: pl.DataFrame, from_tf: str, to_tf: str) -> pl.DataFram
     Raises
     ------
     ParameterError : the pair of timeframes cannot be resampled.
+    DataValidationError : a bucket's value is not finite (rule ``not_finite``: finite volumes
+        whose sum overflows to inf), naming the bucket's ts and the column.
     """
     src, dst = _check_pair(from_tf, to_tf)
     off_grid = (frame["ts"] % src) != 0
@@ -76,7 +79,9 @@ def resample_ohlcv(frame: pl.DataFrame, from_tf: str, to_tf: str) -> pl.DataFram
     keep = np.ones(out.height, dtype=bool)
     keep[0] = out["first_src"][0] == out["bucket"][0]
     keep[-1] &= out["last_src"][-1] == out["bucket"][-1] + dst - src
-    return out.filter(pl.Series(keep)).select(pl.col("bucket").alias("ts"), *OHLCV_COLUMNS[1:])
+    out = out.filter(pl.Series(keep)).select(pl.col("bucket").alias("ts"), *OHLCV_COLUMNS[1:])
+    refuse_non_finite(out, OHLCV_COLUMNS[1:], f"resample {from_tf} -> {to_tf}")
+    return out
 
 
 def resample_series(store: Store, symbol: str, from_tf: str, to_tf: str,
@@ -89,6 +94,7 @@ def resample_series(store: Store, symbol: str, from_tf: str, to_tf: str,
     ------
     NotFoundError : the source series is not stored.
     ParameterError : the pair of timeframes cannot be resampled.
+    DataValidationError : a resampled value is not finite; nothing is stored.
     """
     _check_pair(from_tf, to_tf)
     frame = store.read_ohlcv(symbol, from_tf)

@@ -150,6 +150,41 @@ class OhlcvQueries:
             self._write_series(con, symbol, timeframe, candles, cache_row)
         return existing.height, candles.height
 
+    # -- delete a series or a range (workbench data delete) -------------------------------------
+    _DERIVED_TABLES = ("pivot_points", "indicators")
+
+    def delete_series(self, symbol: str, timeframe: str, start: int | None = None,
+                      end: int | None = None, *, dry_run: bool = False) -> dict:
+        """Delete candles of a series with ``start <= ts <= end`` (None: unbounded), atomically.
+
+        Pivots and indicators are computed from the whole series, so once a candle goes they are
+        stale: all of the series' derived rows and its ingest-cache rows (so that re-ingesting a
+        file reads it again) go with them. Annotations (labels a user made) are kept. Returns
+        the counts ``candles``, ``pivot_points``, ``indicators``, ``ingest_cache`` deleted (or,
+        with ``dry_run``, that would be) and ``candles_left``.
+        """
+        where = "symbol = ? AND timeframe = ?"
+        key = [symbol, timeframe]
+        span = [-(2**63) if start is None else int(start), 2**63 - 1 if end is None else int(end)]
+        with self.transaction() as con:
+            def count(table: str, extra: str = "", params=()) -> int:
+                sql = f"SELECT count(*) FROM {table} WHERE {where}{extra}"  # noqa: S608
+                return con.execute(sql, [*key, *params]).fetchone()[0]
+            stored = count("ohlcv")
+            doomed = count("ohlcv", " AND ts BETWEEN ? AND ?", span)
+            whole = start is None and end is None
+            out = {"candles": doomed}
+            for table in (*self._DERIVED_TABLES, "ingest_cache"):
+                out[table] = count(table) if doomed or whole else 0
+            out["candles_left"] = stored - doomed
+            if not dry_run:
+                con.execute(f"DELETE FROM ohlcv WHERE {where} AND ts BETWEEN ? AND ?",  # noqa: S608
+                            [*key, *span])
+                for table in (*self._DERIVED_TABLES, "ingest_cache"):
+                    if out[table]:
+                        con.execute(f"DELETE FROM {table} WHERE {where}", key)  # noqa: S608
+        return out
+
     def read_ts(self, symbol: str, timeframe: str) -> pl.DataFrame:
         """Return only the ``ts`` column of a series, by ts (for gap reports)."""
         return self.query("SELECT ts FROM ohlcv WHERE symbol = ? AND timeframe = ? ORDER BY ts",
