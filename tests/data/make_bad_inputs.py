@@ -94,6 +94,22 @@ def build() -> None:
     (OUT / "not_parquet.parquet").write_bytes(b"PAR1" + b"this is not a parquet file" * 4)
     month = [list(r) for r in pl.read_parquet(DATA_DIR / "btcusd_1mo.parquet").head(6).iter_rows()]
     write_csv("monthly_off_month_start.csv", _edit(month, 3, 0, month[3][0] + 86_400_000))
+    build_ts_and_layout_cases(rows)
+
+
+def build_ts_and_layout_cases(rows) -> None:
+    """Files of issue 11: timestamps in a unit that cannot be told, off the grid, odd headers."""
+    write_csv("ts_micros_not_whole_ms.csv", [[r[0] * 1000 + (123 if k == 4 else 0), *r[1:]]
+                                             for k, r in enumerate(rows)])
+    write_csv("ts_no_plausible_unit.csv", [[10**10 + 60 * k, *r[1:]] for k, r in enumerate(rows)])
+    write_csv("ts_mixed_seconds_and_ms.csv", [[r[0] // 1000 if k == 6 else r[0], *r[1:]]
+                                              for k, r in enumerate(rows)])
+    write_csv("off_grid_30s.csv", [[r[0] + 30_000, *r[1:]] for r in rows])
+    lines = [HEADER] + [_line(r) for r in rows]
+    (OUT / "header_repeated.csv").write_text("\n".join(lines[:6] + [HEADER] + lines[6:]) + "\n")
+    write_csv("column_twice.csv", [[*r, 1.0] for r in rows], header=HEADER + ",volume")
+    goog = [list(r) for r in pl.read_parquet(DATA_DIR / "goog_1d.parquet").head(6).iter_rows()]
+    write_csv("daily_off_midnight.csv", [[r[0] + 5 * 3_600_000, *r[1:]] for r in goog])
 
 
 if __name__ == "__main__":

@@ -42,6 +42,14 @@ CASES = {
     "wrong_timeframe.csv": ("1m", "timeframe_mismatch", None, None),
     "not_parquet.parquet": ("1m", "format", None, None),
     "monthly_off_month_start.csv": ("1M", "step", 5, 1_333_238_400_000 + 86_400_000),
+    # issue 11: timestamps of a unit that cannot be told, candles off the grid, odd headers
+    "ts_micros_not_whole_ms.csv": ("1m", "ts_units", 6, None),
+    "ts_no_plausible_unit.csv": ("1m", "ts_range", 2, None),
+    "ts_mixed_seconds_and_ms.csv": ("1m", "ts_units", 8, T0 + 6 * M),
+    "off_grid_30s.csv": ("1m", "off_grid", 2, T0 + 30_000),
+    "header_repeated.csv": ("1m", "header_repeated", 7, None),
+    "column_twice.csv": ("1m", "columns", 1, None),
+    "daily_off_midnight.csv": ("1d", "off_grid", 2, 1_092_873_600_000 + 5 * 3_600_000),
 }
 
 
