@@ -88,7 +88,8 @@ def test_declared_unit_reads_old_dates_and_refuses_a_unit_that_gives_no_date(eth
     with pytest.raises(DataValidationError, match="ts_range"):
         ingest_file(tmp_store, path, "X", "1m")  # not inferred: 1965 is outside 1971..2199
     summary = ingest_file(tmp_store, path, "X", "1m", ts_unit="ms")
-    assert summary.rows_added == 3 and iso_utc(tmp_store.read_ohlcv("X", "1m")["ts"][0])[:4] == "1965"
+    assert summary.rows_added == 3
+    assert iso_utc(tmp_store.read_ohlcv("X", "1m")["ts"][0]).startswith("1965-")
     micro = _scaled(eth_slice.head(2), tmp_path / "us.parquet", 1_000)
     with pytest.raises(DataValidationError) as info:
         ingest_file(tmp_store, micro, "ETH/USDT", "1m", ts_unit="ms")

@@ -246,9 +246,10 @@ def _check_grid(ts: np.ndarray, timeframe: str, source, row_of) -> None:
     off = ts % grid
     if off.any():
         i = int(np.flatnonzero(off)[0])
+        floor = ts[i] - off[i]
         raise rule_error(f"candle at {iso_utc(ts[i])} opens {int(off[i]) / 1000:g} s after the "
-                         f"{timeframe} grid ({timeframe} candles open at {iso_utc(ts[i] - off[i])}, "
-                         f"{iso_utc(ts[i] - off[i] + grid)}, ...)", source, "off_grid",
+                         f"{timeframe} grid ({timeframe} candles open at {iso_utc(floor)}, "
+                         f"{iso_utc(floor + grid)}, ...)", source, "off_grid",
                          row=row_of(i), ts=int(ts[i]))
 
 
