@@ -61,7 +61,7 @@ def test_cli_errors_are_one_clear_line(cli_env, tmp_path):
     result = _live(store, run_id, ts, "sometimes")
     assert result.exit_code == 2 and "training mode 'sometimes' is not known" in result.output
     bad = tmp_path / "bad.csv"
-    bad.write_text("ts,action\n1,LONG\n")
+    bad.write_text("ts,action\n1755513000000,LONG\n")  # a real time: only the action is wrong
     result = _live(store, run_id, ts, TrainingMode.MANUAL.value, "--manual-labels", str(bad))
     assert result.exit_code == 2
     assert "bad.csv" in result.output and "row 2" in result.output and "LONG" in result.output
