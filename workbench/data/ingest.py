@@ -14,6 +14,13 @@ Errors name the row as the user sees it: the **line number** in a CSV file (the 
 is one, is line 1) and the 1-based row in a Parquet file. For a frame passed to
 :func:`validate_candles` directly, frame row ``i`` is reported as ``first_row + i``.
 
+Timestamps
+----------
+Integer ts are read in the declared unit (``ts_unit``) or inferred only where the magnitude leaves
+no doubt (:mod:`workbench.data.epoch`); candles must open on the timeframe's grid (rule
+``off_grid``). The summary of an ingest is built and rendered inside the write transaction, so a
+failure there rolls the write back.
+
 Gaps
 ----
 Steps between candles must be positive multiples of the timeframe (for ``1M``: whole months between
