@@ -28,7 +28,8 @@ def csv_file(eth_slice, tmp_path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("cmd", [[], ["ingest"], ["info"], ["resample"], ["pivots"], ["ingest-shipped"]])
+@pytest.mark.parametrize("cmd", [[], ["ingest"], ["info"], ["resample"], ["pivots"],
+                                 ["ingest-shipped"], ["delete"]])
 def test_every_command_has_help(cmd):
     result = runner.invoke(app, ["data", *cmd, "--help"])
     assert result.exit_code == 0 and "Usage" in result.stdout
