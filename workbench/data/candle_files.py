@@ -249,12 +249,12 @@ def _epoch_ms(series: pl.Series, source, first_row: int,
               ts_unit: str | None) -> tuple[pl.Series, str]:
     _null_error(series, source, first_row)
     if series.dtype.is_integer():
-        return _integer_ms(series.cast(pl.Int64).to_numpy(), source, first_row, ts_unit)
+        return _integer_ms(series.cast(pl.Int64), source, first_row, ts_unit)
     if series.dtype == pl.String and _is_int_text(series.str.strip_chars()[0]):
         text = series.str.strip_chars()
         out = text.cast(pl.Int64, strict=False)
         _first_bad(out.is_null(), text, source, first_row, "is not an integer epoch time")
-        return _integer_ms(out.to_numpy(), source, first_row, ts_unit)
+        return _integer_ms(out, source, first_row, ts_unit)
     if ts_unit is not None:
         raise ParameterError(f"--ts-unit {ts_unit} applies to integer epoch timestamps; the ts of "
                              f"{source} are {series.dtype} values, which carry their own unit")
@@ -278,28 +278,34 @@ def _zoned_ms(series: pl.Series, source, first_row: int) -> tuple[pl.Series, str
     return parsed.dt.epoch("ms").alias("ts"), "iso"
 
 
-def _integer_ms(raw: np.ndarray, source, first_row: int,
+def _integer_ms(series: pl.Series, source, first_row: int,
                 ts_unit: str | None) -> tuple[pl.Series, str]:
     """Integer ts in ``ts_unit`` (or the inferred unit) as epoch ms; see :mod:`epoch`."""
+    raw = series.to_numpy()
     unit = ts_unit or _inferred_unit(raw, source, first_row)
-    ms, whole = to_ms(raw, unit)
+    if unit == "ms":  # the common case: no arithmetic, no copy
+        ms, whole = raw, np.ones(1, dtype=bool)
+    else:
+        ms, whole = to_ms(raw, unit)
     if not whole.all():
         i = int((~whole).argmax())
         what = ("is not a whole millisecond" if unit in ("us", "ns")
                 else "is too large for an epoch time")
         raise rule_error(f"ts {raw[i]} read as epoch {UNIT_NAMES[unit]} {what}", source,
                          "ts_units" if unit in ("us", "ns") else "ts_range", row=first_row + i)
-    bad = ~in_iso_range(ms)
-    if bad.any():
-        i = int(bad.argmax())
+    if not in_iso_range(np.array([ms.min(), ms.max()])).all():
+        i = int((~in_iso_range(ms)).argmax())
         raise rule_error(f"ts {raw[i]} read as epoch {UNIT_NAMES[unit]} is not a date in years "
                          f"1..9999 ({readings(int(raw[i]))}); check --ts-unit", source,
                          "ts_range", row=first_row + i)
-    return pl.Series("ts", ms, dtype=pl.Int64), unit
+    return (series if unit == "ms" else pl.Series(ms, dtype=pl.Int64)).alias("ts"), unit
 
 
 def _inferred_unit(raw: np.ndarray, source, first_row: int) -> str:
     """The one unit every ts is plausible in, else a ``ts_range`` / ``ts_units`` error."""
+    ends = plausible_unit(np.array([raw.min(), raw.max()]))
+    if ends[0] == ends[1] >= 0:  # each unit's range is an interval: both ends in it, all in it
+        return unit_at(ends[0])
     kind = plausible_unit(raw)
     none = kind < 0
     if none.any():

@@ -245,14 +245,15 @@ def _check_grid(ts: np.ndarray, timeframe: str, source, row_of) -> None:
     """Refuse candles off the timeframe's grid (1m candles 30 s off the minute, say).
 
     Steps that are whole multiples of the timeframe are not enough: a file shifted as a whole
-    passes them. ``1M`` is checked by :func:`step_problems` (month starts).
+    passes them. Called once the steps are known to be such multiples, so the first candle
+    decides for all of them. ``1M`` is checked by :func:`step_problems` (month starts).
     """
-    if is_calendar(timeframe):
+    if is_calendar(timeframe) or ts.size == 0:
         return
     grid = _grid_step(timeframe)
-    off = ts % grid
+    off = ts[:1] % grid
     if off.any():
-        i = int(np.flatnonzero(off)[0])
+        i = 0
         floor = ts[i] - off[i]
         raise rule_error(f"candle at {iso_utc(ts[i])} opens {int(off[i]) / 1000:g} s after the "
                          f"{timeframe} grid ({timeframe} candles open at {iso_utc(floor)}, "
