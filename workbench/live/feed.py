@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import numpy as np
@@ -40,26 +39,9 @@ from workbench.errors import DataValidationError, ParameterError
 from workbench.features.pivots import StreamingPivotDetector
 from workbench.features.windows import SeriesArrays
 from workbench.live.events import (CandleCompletionEvent, PivotEvent, SubscriberErrors,
-                                   describe)
+                                   Subscription, dispatch, pivot_filter)
 
 _CHUNK = 4096  # rows converted to Python lists at a time: flat memory, no per-candle numpy reads
-
-
-@dataclass(slots=True)
-class Subscription:
-    """Handle returned by the ``subscribe_*`` methods; :meth:`unsubscribe` stops delivery."""
-
-    _feed: "CandleFeed"
-    kind: str
-    callback: Callable
-    pivot_types: frozenset | None = None
-    active: bool = True
-
-    def unsubscribe(self) -> None:
-        """Stop delivering events to this callback (idempotent)."""
-        if self.active:
-            self.active = False
-            self._feed._remove(self)
 
 
 class CandleFeed:
@@ -100,7 +82,7 @@ class CandleFeed:
                                     symbol: str, timeframe: str) -> Subscription:
         """Call ``callback(event)`` on every closed candle; returns the subscription handle."""
         self._check_series(symbol, timeframe)
-        sub = Subscription(self, "candle", callback)
+        sub = Subscription(callback, "candle", _on_remove=self._remove)
         with self._sub_guard:
             self._candle_subs = (*self._candle_subs, sub)
         return sub
@@ -113,8 +95,8 @@ class CandleFeed:
         ``pivot_types`` such as ``['L2L', 'L2H', 'L3L', 'L3H']``; ``None`` means every type.
         """
         self._check_series(symbol, timeframe)
-        types = None if pivot_types is None else frozenset(pivot_types)
-        sub = Subscription(self, "pivot", callback, types)
+        sub = Subscription(callback, "pivot", pivot_filter(pivot_types),
+                           _on_remove=self._remove)
         with self._sub_guard:
             self._pivot_subs = (*self._pivot_subs, sub)
         return sub
@@ -148,8 +130,9 @@ class CandleFeed:
         return self.last_index + 1 - self._first_row
 
     def _emit_range(self, a: int, b: int) -> int:
-        """Emit rows ``[a, b)`` of the series (already stored): for each, the candle event, then
-        the pivots its close confirms. Returns the next row; stops early when halted.
+        """Emit rows ``[a, b)`` of the series (already stored): for each, the candle event (which
+        carries the pivots its close confirms), then those pivot events. Returns the next row;
+        stops early when halted.
 
         This is the one emit path of replay and push. It is the hot loop of a replay, hence the
         local bindings and the lists converted once per chunk (no per-candle numpy reads).
@@ -160,35 +143,33 @@ class CandleFeed:
         rows = series.ohlcv[a:b].tolist()
         sym, tf, event, update = self.symbol, self.timeframe, CandleCompletionEvent, \
             self._detector.update
-        record = self.errors.record
+        errors, pivot_events = self.errors, self._pivot_events
         for i, t, cts, (o, h, lo, c, v) in zip(range(a, b), ts.tolist(), closes, rows):
             self.now = cts
             self.last_index = i
-            ev = event(sym, tf, t, cts, o, h, lo, c, v, i)
-            for sub in self._candle_subs:
-                try:
-                    sub.callback(ev)
-                except Exception as exc:  # noqa: BLE001 - isolation is the contract
-                    record(describe(sub.callback), t, exc)
             pivots = update(t, h, lo)
+            ev = event(sym, tf, t, cts, o, h, lo, c, v, i, pivot_events(pivots, i) if pivots
+                       else ())
+            dispatch(self._candle_subs, None, (ev,), errors, t)
             if pivots:
-                self._emit_pivots(pivots, i)
+                self._emit_pivots(ev.pivots)
             if self._halt:
                 return i + 1
         return b
 
-    def _emit_pivots(self, pivots, i: int) -> None:
+    def _pivot_events(self, pivots, i: int) -> tuple[PivotEvent, ...]:
+        """The :class:`PivotEvent` s of the pivots confirmed at row ``i``."""
+        self.pivots_emitted += len(pivots)
+        return tuple(PivotEvent(self.symbol, self.timeframe, p.ts, p.confirmed_ts, p.pivot_type,
+                                p.level, p.price, p.strength, i) for p in pivots)
+
+    def _emit_pivots(self, events) -> None:
         subs = self._pivot_subs
-        for p in pivots:
-            ev = PivotEvent(self.symbol, self.timeframe, p.ts, p.confirmed_ts, p.pivot_type,
-                            p.level, p.price, p.strength, i)
-            self.pivots_emitted += 1
-            for sub in subs:
-                if sub.pivot_types is None or p.pivot_type in sub.pivot_types:
-                    try:
-                        sub.callback(ev)
-                    except Exception as exc:  # noqa: BLE001
-                        self.errors.record(describe(sub.callback), p.confirmed_ts, exc)
+        if not subs:
+            return
+        for ev in events:
+            dispatch([s for s in subs if s.wants(ev.pivot_type)], None, (ev,), self.errors,
+                     ev.confirmed_ts)
 
     def stats(self) -> dict:
         """Return counts of candles and pivots emitted, the feed clock and subscriber errors."""

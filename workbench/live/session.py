@@ -15,8 +15,9 @@ Training is decided by the session's own
 on the handle's published snapshot and never wait for training. The session is a
 :class:`~workbench.live.subscribers.TrainingEventSubscriber`: the coordinator hands it each frame
 when its label is revealed (the target's close, or a pivot's ``confirmed_ts``), so nothing trains
-on the future. The coordinator is subscribed to the feed before the session, so at a close the
-revealed frame trains first and the new prediction uses the updated weights.
+on the future. The coordinator is the session's only way in: per close it calls the session's
+labels hooks first and :meth:`LiveSession.on_new_candle` last, so the revealed frames train first
+and the new prediction uses the updated weights.
 
 A session runs in a background thread (:meth:`LiveSession.start`) or in the caller's thread
 (:meth:`LiveSession.run`); :meth:`pause`, :meth:`resume` and :meth:`stop` act between candles.
@@ -152,14 +153,11 @@ class LiveSession(TrainingEventSubscriber):
                                                          self.config.strategy_config())
         self.feed = feed if feed is not None else self._replay_feed(start, end)
         self.series: SeriesArrays = self.feed.series
-        self.training_strategy.warm_up(*self._history_arrays())
         self.coordinator = InferenceTrainingCoordinator(self.feed, ledger=self._ledger())
         self._init_state(on_update)
-        self._subs = [
-            self.coordinator.subscribe(self, symbol, timeframe,
-                                       self.training_strategy.pivot_types,
-                                       pivots=self.training_strategy.pivot_types != ()),
-            self.feed.subscribe_candle_completion(self._on_close, symbol, timeframe)]
+        self._subs = [self.coordinator.subscribe(
+            self, symbol, timeframe, self.training_strategy.pivot_types,
+            pivots=self.training_strategy.pivot_types != ())]
 
     # -- construction helpers ------------------------------------------------------------------
     def _replay_feed(self, start, end) -> ReplayFeed:
@@ -175,11 +173,6 @@ class LiveSession(TrainingEventSubscriber):
         return ReplayFeed(series, int(ts[first]), end, speed=self.config.speed,
                           pivot_strength=self.config.pivot_strength,
                           pivot_levels=self.config.pivot_levels)
-
-    def _history_arrays(self):
-        n = self.feed.last_index + 1
-        ohlcv = self.series.ohlcv
-        return self.series.ts[:n], ohlcv[:n, 1], ohlcv[:n, 2]
 
     def _ledger(self):
         if not self.config.ledger:
@@ -210,8 +203,9 @@ class LiveSession(TrainingEventSubscriber):
         self._signals: dict[int, int] = {}  # candle ts -> signal, every candle of the replay
 
     # -- per closed candle -----------------------------------------------------------------------
-    def _on_close(self, event) -> None:
-        """Feed callback: predict, register the frame, update signal and PnL, publish a view."""
+    def on_new_candle(self, event) -> None:
+        """Called last at each close: predict, register the frame, update signal and PnL,
+        publish a view."""
         self.training_strategy.observe_close(event)
         i, n = event.index, self.handle.window
         self.counts["candles"] += 1

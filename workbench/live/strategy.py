@@ -19,9 +19,8 @@ the session trains, always through the model's lock. Per mode
     ``t + 1``'s close relative to ``t``'s close (> +0.05% BUY, < -0.05% SELL, else HOLD). A pivot
     at ``t`` is confirmed ``strength`` candles after ``t`` at the earliest, so at ``t + 1``'s close
     the pivot rule can apply only with ``pivot_strength=1``; with the default strength 2 the move
-    decides. The manager runs its own level-1
-    :class:`~workbench.features.pivots.StreamingPivotDetector`, updated at each close before the
-    decision, because the feed emits a close's pivot events *after* its candle event.
+    decides. The pivots a close confirms come with its candle event (``event.pivots``, from the
+    feed's one detector), so they are known before the decision.
 ``manual``
     Trains only when the user calls ``LiveSession.train_manual(action)``.
 """
@@ -34,7 +33,6 @@ import numpy as np
 from workbench.actions import ACTIONS, BUY, HOLD, HOLD_BAND, SELL
 from workbench.actions import realised_action as move_action
 from workbench.errors import ParameterError
-from workbench.features.pivots import StreamingPivotDetector
 from workbench.live.events import CandleCompletionEvent, PivotEvent
 from workbench.live.modes import TrainingMode
 
@@ -80,7 +78,6 @@ class TrainingStrategyManager:
     def __init__(self, mode, timeframe: str, config: StrategyConfig | None = None):
         self.mode = TrainingMode.parse(mode)
         self.config = config or StrategyConfig()
-        self._detector = StreamingPivotDetector(timeframe, self.config.pivot_strength, 1)
         self._last_observed: int | None = None
         self._known: dict[int, int] = {}  # pivot candle ts -> action, confirmed so far
         self.decisions = {a: 0 for a in ACTIONS}
@@ -92,27 +89,24 @@ class TrainingStrategyManager:
         return self.config.pivot_types if self.mode is TrainingMode.PIVOTS_ONLY else ()
 
     # -- state ----------------------------------------------------------------------------------
-    def warm_up(self, ts, high, low) -> None:
-        """Feed history candles to the level-1 detector (``every_candle`` only), silently."""
+    def observe_close(self, event: CandleCompletionEvent) -> None:
+        """Record a closed candle (idempotent per candle): level-1 pivots it confirms become known.
+
+        The pivots come from the feed's detector with the event; ``pivot_strength`` of the
+        strategy must therefore equal the feed's (the session builds both from one setting).
+        """
         if self.mode is not TrainingMode.EVERY_CANDLE:
             return
-        for t, h, lo in zip(np.asarray(ts).tolist(), np.asarray(high).tolist(),
-                            np.asarray(low).tolist()):
-            self._observe(t, h, lo)
-
-    def observe_close(self, event: CandleCompletionEvent) -> None:
-        """Record a closed candle (idempotent per candle): pivots it confirms become known."""
-        if self.mode is TrainingMode.EVERY_CANDLE:
-            self._observe(event.ts, event.high, event.low)
-
-    def _observe(self, ts: int, high: float, low: float) -> None:
-        if self._last_observed is not None and ts <= self._last_observed:
+        if self._last_observed is not None and event.ts <= self._last_observed:
             return
-        self._last_observed = ts
-        for p in self._detector.update(ts, high, low):
+        self._last_observed = event.ts
+        for p in event.pivots:
+            if p.level != 1:
+                continue
             action = pivot_action(p.is_high)
             # an outside bar that is both a high and a low pivot is ambiguous: the move decides
-            self._known[p.ts] = action if self._known.get(p.ts, action) == action else _AMBIGUOUS
+            known = self._known.get(p.pivot_ts, action)
+            self._known[p.pivot_ts] = action if known == action else _AMBIGUOUS
         if len(self._known) > _KEEP_PIVOTS:
             for key in sorted(self._known)[:-_KEEP_PIVOTS]:
                 del self._known[key]

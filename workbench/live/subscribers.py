@@ -53,13 +53,22 @@ def revealed_batch(coordinator, refs, now_index: int):
 
 
 class TrainingEventSubscriber:
-    """Base of every training subscriber: override the hooks you need."""
+    """Base of every training subscriber: override the hooks you need.
+
+    Per closed candle the coordinator calls the hooks in this order (see
+    :meth:`~workbench.live.coordinator.InferenceTrainingCoordinator.on_candle_completion`):
+    ``on_candle_completion`` per frame that targeted the candle, ``on_pivot_event`` per pivot the
+    close confirms, then ``on_new_candle``: labels first, then the new candle.
+    """
 
     def on_candle_completion(self, event: CandleCompletionEvent, inference_ref) -> None:
         """Called when a candle closes, with the frame that targeted it (or ``None``)."""
 
     def on_pivot_event(self, event: PivotEvent, inference_refs: list) -> None:
         """Called when a pivot is confirmed, with the frames whose window ends at the pivot."""
+
+    def on_new_candle(self, event: CandleCompletionEvent) -> None:
+        """Called last at each close, after every label it reveals: predict here."""
 
 
 _ADAPTERS: dict[str, Callable[..., TrainingEventSubscriber]] = {}
