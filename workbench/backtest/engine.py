@@ -32,6 +32,7 @@ import polars as pl
 from workbench.backtest import signals as sig
 from workbench.backtest.simulate import SimConfig, simulate
 from workbench.backtest.stats import compute_stats, equity_frame, trades_frame
+from workbench.data.ranges import load_range
 from workbench.data.store import Store
 from workbench.data.timeframes import validate_timeframe
 from workbench.errors import ConfigError, NotFoundError, ParameterError
@@ -118,15 +119,8 @@ def _report(progress: ProgressFn | None, phase: str, done: int, total: int) -> N
 
 
 def _load_candles(store: Store, cfg: BacktestConfig, history: int) -> tuple[pl.DataFrame, int]:
-    """Return the candles up to ``cfg.end`` with ``history`` candles before the range, and the
-    row where the range starts."""
-    frame = store.read_ohlcv(cfg.symbol, cfg.timeframe, None, cfg.end)
-    first = 0 if cfg.start is None else int(np.searchsorted(frame["ts"].to_numpy(), cfg.start))
-    if frame.height == 0 or first >= frame.height:
-        raise NotFoundError(f"no {cfg.symbol} {cfg.timeframe} candles in the store between "
-                            f"{cfg.start} and {cfg.end} (store {store.path})")
-    lo = max(0, first - history)
-    return frame.slice(lo), first - lo
+    """Return the candles of the range with ``history`` rows before it, and the range's row."""
+    return load_range(store, cfg.symbol, cfg.timeframe, cfg.start, cfg.end, history)
 
 
 def _model_signals(cfg: BacktestConfig, store: Store, progress) -> tuple:

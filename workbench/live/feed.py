@@ -34,6 +34,7 @@ from typing import Callable, Iterable
 import numpy as np
 import polars as pl
 
+from workbench.data.ranges import load_range
 from workbench.data.timeframes import close_ts, is_calendar, timeframe_ms
 from workbench.errors import DataValidationError, ParameterError
 from workbench.features.pivots import StreamingPivotDetector
@@ -215,14 +216,13 @@ class ReplayFeed(CandleFeed):
     @classmethod
     def from_store(cls, store, symbol: str, timeframe: str, start: int | None = None,
                    end: int | None = None, *, history: int = 0, **kwargs) -> "ReplayFeed":
-        """Load ``history`` candles before ``start`` plus the range from the store and replay it."""
-        lo = None
-        if start is not None and history:
-            lo = int(start) - history * timeframe_ms(timeframe)
-        frame = store.read_ohlcv(symbol, timeframe, lo, end)
-        if frame.height == 0:
-            raise ParameterError(f"no stored candles for {symbol} {timeframe} in [{lo}, {end}]")
-        return cls(SeriesArrays.from_frame(symbol, timeframe, frame), start, end, **kwargs)
+        """Load ``history`` candles (rows) before ``start`` plus the range and replay it.
+
+        Raises NotFoundError when the range holds no stored candle.
+        """
+        frame, first = load_range(store, symbol, timeframe, start, end, history)
+        series = SeriesArrays.from_frame(symbol, timeframe, frame)
+        return cls(series, int(series.ts[first]), end, **kwargs)
 
     @property
     def state(self) -> str:
@@ -341,14 +341,14 @@ class PushFeed(CandleFeed):
     @classmethod
     def from_store(cls, store, symbol: str, timeframe: str, *, history: int = 1000,
                    **kwargs) -> "PushFeed":
-        """Load the last ``history`` stored candles of a series as the feed's snapshot."""
+        """Load the last ``history`` stored candles (rows) of a series as the feed's snapshot."""
         last = store.last_ts(symbol, timeframe)
         if last is None:
             frame = pl.DataFrame(schema={"ts": pl.Int64, **{c: pl.Float64 for c in
                                                            ("open", "high", "low", "close",
                                                             "volume")}})
         else:
-            frame = store.read_ohlcv(symbol, timeframe, last - (history - 1) * timeframe_ms(timeframe))
+            frame, _ = load_range(store, symbol, timeframe, last, None, max(0, history - 1))
         return cls(store, SeriesArrays.from_frame(symbol, timeframe, frame), **kwargs)
 
     def push(self, candle) -> int:

@@ -44,8 +44,9 @@ import polars as pl
 from workbench.actions import SIGNAL_OF_ACTION
 from workbench.backtest.signals import actions_to_signals
 from workbench.backtest.simulate import SimConfig
-from workbench.actions import ACTIONS
-from workbench.errors import NotFoundError, ParameterError
+from workbench.data.ranges import load_range
+from workbench.data.store import ACTIONS
+from workbench.errors import ParameterError
 from workbench.features.windows import SeriesArrays, gather_windows
 from workbench.live.coordinator import InferenceTrainingCoordinator
 from workbench.live.events import SubscriberErrors, describe
@@ -162,15 +163,9 @@ class LiveSession(TrainingEventSubscriber):
     # -- construction helpers ------------------------------------------------------------------
     def _replay_feed(self, start, end) -> ReplayFeed:
         history = self.handle.window - 1 if self.config.history is None else self.config.history
-        frame = self.store.read_ohlcv(self.symbol, self.timeframe, None, end)
-        ts = frame["ts"].to_numpy()
-        first = 0 if start is None else int(np.searchsorted(ts, int(start)))
-        if frame.height == 0 or first >= frame.height:
-            raise NotFoundError(f"no {self.symbol} {self.timeframe} candles in the store between "
-                                f"{start} and {end} (store {self.store.path})")
-        frame = frame.slice(max(0, first - int(history)))
+        frame, first = load_range(self.store, self.symbol, self.timeframe, start, end, history)
         series = SeriesArrays.from_frame(self.symbol, self.timeframe, frame)
-        return ReplayFeed(series, int(ts[first]), end, speed=self.config.speed,
+        return ReplayFeed(series, int(series.ts[first]), end, speed=self.config.speed,
                           pivot_strength=self.config.pivot_strength,
                           pivot_levels=self.config.pivot_levels)
 
