@@ -39,6 +39,7 @@ from workbench.data.timeframes import close_ts, is_calendar, timeframe_ms
 from workbench.errors import DataValidationError, ParameterError
 from workbench.features.pivots import StreamingPivotDetector
 from workbench.features.windows import SeriesArrays
+from workbench.jobs import BackgroundJob
 from workbench.live.events import (CandleCompletionEvent, PivotEvent, SubscriberErrors,
                                    Subscription, dispatch, pivot_filter)
 
@@ -180,7 +181,7 @@ class CandleFeed:
                 "subscriber_errors": self.errors.total, "errors": self.errors.report()}
 
 
-class ReplayFeed(CandleFeed):
+class ReplayFeed(CandleFeed, BackgroundJob):
     """Replay stored candles, at maximum speed or paced, with pause, resume and stop.
 
     Parameters
@@ -200,8 +201,9 @@ class ReplayFeed(CandleFeed):
         stop = series.length if end is None else int(np.searchsorted(ts, end, side="right"))
         if speed is not None and not speed > 0:
             raise ParameterError(f"replay speed must be > 0 (or None for maximum); got {speed}")
-        super().__init__(series, pivot_strength=pivot_strength, pivot_levels=pivot_levels,
-                         history_end=first)
+        CandleFeed.__init__(self, series, pivot_strength=pivot_strength,
+                            pivot_levels=pivot_levels, history_end=first)
+        BackgroundJob.__init__(self, f"replay-{series.symbol}")
         self.start_index, self.end_index, self.speed = first, stop, speed
         self._next = first
         self._stop_requested = False
@@ -209,9 +211,6 @@ class ReplayFeed(CandleFeed):
         self._running = False
         self._resume = threading.Event()
         self._resume.set()
-        self._thread: threading.Thread | None = None
-        self.elapsed_s = 0.0
-        self.failure: BaseException | None = None
 
     @classmethod
     def from_store(cls, store, symbol: str, timeframe: str, start: int | None = None,
@@ -252,18 +251,15 @@ class ReplayFeed(CandleFeed):
         self._stop_requested = self._halt = True
         self._resume.set()
 
-    def run(self) -> dict:
-        """Replay in the calling thread until the end, :meth:`stop` or an error; return stats."""
-        t0 = time.perf_counter()
-        self._running = True  # whichever thread runs the loop (a session's, the feed's own, ...)
-        try:
-            if self.speed is None:
-                self._run_max()
-            else:
-                self._run_paced()
-        finally:
-            self.elapsed_s += time.perf_counter() - t0
-            self._running = False
+    def _execute(self) -> None:
+        """Replay until the end, :meth:`stop` or an error (``run()`` / ``start()`` call this)."""
+        if self.speed is None:
+            self._run_max()
+        else:
+            self._run_paced()
+
+    def outcome(self) -> dict:
+        """:meth:`run` and :meth:`join` return the replay's :meth:`stats`."""
         return self.stats()
 
     def _run_max(self) -> None:
@@ -286,29 +282,6 @@ class ReplayFeed(CandleFeed):
                 time.sleep(wait)
             self._next = self._emit_range(self._next, self._next + 1)
             due += step
-
-    def start(self) -> "ReplayFeed":
-        """Run the replay in a background thread; :meth:`join` waits for it."""
-        if self._thread is not None:
-            raise ParameterError("this replay has already been started")
-
-        def target():
-            try:
-                self.run()
-            except BaseException as exc:  # noqa: BLE001 - kept for the caller of join()
-                self.failure = exc
-
-        self._thread = threading.Thread(target=target, name=f"replay-{self.symbol}", daemon=True)
-        self._thread.start()
-        return self
-
-    def join(self, timeout: float | None = None) -> dict:
-        """Wait for a background replay; re-raise an error it died of; return stats."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self.failure is not None:
-            raise self.failure
-        return self.stats()
 
     def stats(self) -> dict:
         """Feed stats plus state, position and throughput."""

@@ -32,7 +32,6 @@ the batched backtest's (tests/live/test_parity_live_backtest.py).
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -48,6 +47,7 @@ from workbench.data.ranges import load_range
 from workbench.data.store import ACTIONS
 from workbench.errors import ParameterError
 from workbench.features.windows import SeriesArrays, gather_windows
+from workbench.jobs import BackgroundJob
 from workbench.live.coordinator import InferenceTrainingCoordinator
 from workbench.live.events import SubscriberErrors, describe
 from workbench.live.feed import ReplayFeed
@@ -118,7 +118,7 @@ class TrainingRecord:
     model_version: int  # the handle's version read after the step (another session's may follow)
 
 
-class LiveSession(TrainingEventSubscriber):
+class LiveSession(TrainingEventSubscriber, BackgroundJob):
     """One live (or replayed) session of a model on one series, in one training mode.
 
     Parameters
@@ -150,6 +150,7 @@ class LiveSession(TrainingEventSubscriber):
         self.mode = TrainingMode.parse(mode)
         self.session_id = self.config.session_id or f"{self.mode.value}-{symbol}-{timeframe}-" \
                                                     f"{uuid.uuid4().hex[:6]}"
+        BackgroundJob.__init__(self, f"live-{self.session_id}")
         self.training_strategy = TrainingStrategyManager(self.mode, timeframe,
                                                          self.config.strategy_config())
         self.feed = feed if feed is not None else self._replay_feed(start, end)
@@ -190,11 +191,7 @@ class LiveSession(TrainingEventSubscriber):
         self.errors = SubscriberErrors(f"session {self.session_id}")
         self._hooks: list[UpdateFn] = [on_update] if on_update else []
         self._last: dict | None = None  # the newest prediction (row, ts, candle, ...)
-        self._thread: threading.Thread | None = None
         self._closed = False
-        self._running = False  # True while run() executes, in whichever thread
-        self.failure: BaseException | None = None
-        self.elapsed_s = 0.0
         self._signals: dict[int, int] = {}  # candle ts -> signal, every candle of the replay
 
     # -- per closed candle -----------------------------------------------------------------------
@@ -336,36 +333,14 @@ class LiveSession(TrainingEventSubscriber):
         state = getattr(self.feed, "state", "running")
         return "stopped" if self._closed and state not in ("finished",) else state
 
-    def run(self) -> dict:
-        """Replay in the calling thread until the end or :meth:`stop`; return :meth:`stats`."""
-        t0 = time.perf_counter()
-        self._running = True
-        try:
-            self.feed.run()
-        except BaseException as exc:
-            self.failure = exc
-            raise
-        finally:
-            self.elapsed_s += time.perf_counter() - t0
-            self._running = False
-            self._finish()
+    def _execute(self) -> None:
+        """Run the feed (``run()`` in the caller's thread, ``start()`` in a background one);
+        the coordinator then drives the session. ``_finish`` closes it whatever happens."""
+        self.feed.run()
+
+    def outcome(self) -> dict:
+        """:meth:`run` and :meth:`join` return the session's :meth:`stats`."""
         return self.stats()
-
-    def start(self) -> "LiveSession":
-        """Run the replay in a background thread; returns ``self``."""
-        if self._thread is not None:
-            raise ParameterError(f"session {self.session_id} has already been started")
-
-        def target():
-            try:
-                self.run()
-            except BaseException:  # noqa: BLE001 - kept in self.failure for join()
-                pass
-
-        self._thread = threading.Thread(target=target, name=f"live-{self.session_id}",
-                                        daemon=True)
-        self._thread.start()
-        return self
 
     def _replay_control(self, name: str):
         control = getattr(self.feed, name, None)
@@ -396,14 +371,6 @@ class LiveSession(TrainingEventSubscriber):
         # here would race the candle it is processing and lose that candle's frame
         if self._thread is None and not self._running:
             self._finish()
-        return self.stats()
-
-    def join(self, timeout: float | None = None) -> dict:
-        """Wait for a background session; re-raise the error it died of; return stats."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self.failure is not None:
-            raise self.failure
         return self.stats()
 
     def _finish(self) -> None:
