@@ -49,7 +49,7 @@ from workbench.errors import ParameterError
 from workbench.features.windows import SeriesArrays, gather_windows
 from workbench.jobs import BackgroundJob
 from workbench.live.coordinator import InferenceTrainingCoordinator
-from workbench.live.events import SubscriberErrors, describe
+from workbench.live.events import SubscriberErrors, Subscription, dispatch
 from workbench.live.feed import ReplayFeed
 from workbench.live.modes import TrainingMode
 from workbench.live.pnl import PnLTracker
@@ -189,7 +189,9 @@ class LiveSession(TrainingEventSubscriber, BackgroundJob):
                        "training_steps": 0, **{op: 0 for op in OPERATIONS}}
         self.signal_counts = {a: 0 for a in ACTIONS}
         self.errors = SubscriberErrors(f"session {self.session_id}")
-        self._hooks: list[UpdateFn] = [on_update] if on_update else []
+        self._hooks: tuple[Subscription, ...] = ()
+        if on_update:
+            self.add_update_hook(on_update)
         self._last: dict | None = None  # the newest prediction (row, ts, candle, ...)
         self._closed = False
         self._signals: dict[int, int] = {}  # candle ts -> signal, every candle of the replay
@@ -240,19 +242,23 @@ class LiveSession(TrainingEventSubscriber, BackgroundJob):
             return
         info = {"ts": event.ts, "index": event.index, "prediction": pred,
                 "equity": self.pnl.equity}
-        for hook in tuple(self._hooks):
-            try:
-                hook(self, info)
-            except Exception as exc:  # noqa: BLE001 - a UI hook never stops the session
-                self.errors.record(describe(hook), event.ts, exc)
+        # a UI hook never stops the session: its errors are counted in stats()
+        dispatch(self._hooks, None, (self, info), self.errors, event.ts)
 
-    def add_update_hook(self, callback: UpdateFn) -> None:
+    def add_update_hook(self, callback: UpdateFn) -> Subscription:
         """Call ``callback(session, info)`` after every closed candle, in the session's thread.
+
+        Returns the :class:`~workbench.live.events.Subscription` (``unsubscribe()`` removes it).
 
         ``info`` holds ``ts``, ``index``, ``prediction`` (a dict, or ``None`` before the first
         full window) and ``equity``. An exception in a hook is counted in :meth:`stats`.
         """
-        self._hooks.append(callback)
+        sub = Subscription(callback, "update", _on_remove=self._remove_hook)
+        self._hooks = (*self._hooks, sub)
+        return sub
+
+    def _remove_hook(self, sub: Subscription) -> None:
+        self._hooks = tuple(s for s in self._hooks if s is not sub)
 
     # -- training (TrainingEventSubscriber hooks, called by the coordinator) -------------------
     def on_candle_completion(self, event, inference_ref) -> None:
