@@ -25,9 +25,8 @@ Several sessions (two symbols, say) may share one model: each has its own strate
 steps serialise on the model's lock. :meth:`snapshot` is a thread-safe copy of what a chart needs;
 :meth:`stats` counts predictions, training steps, lock waits, signals, PnL and errors.
 
-:func:`run_walk_forward` is the backtest's ``--train-during`` path: a maximum-speed replay of the
-range in a training mode, returning one signal per candle. With mode ``none`` its signals equal
-the batched backtest's (tests/live/test_parity_live_backtest.py).
+Walk-forward (the backtest's ``--train-during``) replays a range through a session: see
+:mod:`workbench.live.walk_forward`.
 """
 from __future__ import annotations
 
@@ -430,41 +429,3 @@ class LiveSession(TrainingEventSubscriber, BackgroundJob):
                 "elapsed_s": round(self.elapsed_s, 6),
                 "candles_per_s": round(self.counts["candles"] / self.elapsed_s, 2)
                 if self.elapsed_s else None}
-
-
-def run_walk_forward(cfg, *, store=None, progress=None, handle=None) -> np.ndarray:
-    """Replay a backtest range in a training mode and return one int8 signal per candle.
-
-    Parameters
-    ----------
-    cfg : a :class:`workbench.backtest.engine.BacktestConfig` (``model``, ``symbol``,
-        ``timeframe``, ``start``, ``end``, ``threshold``, ``train_during``).
-    store : the Store (default: the resolved project store).
-    progress : ``progress("signals", done, total)`` every 64 candles and at the end.
-    handle : a ModelHandle to use instead of loading ``cfg.model`` (it is trained in place).
-
-    Returns
-    -------
-    int8 (R,) signals for the R candles of ``[start, end]``, HOLD before a full window.
-    """
-    from workbench.data.store import Store
-
-    store = store if store is not None else Store()
-    if handle is None:
-        from workbench.train.handle import load_model
-
-        handle = load_model(cfg.model, store.path)
-    mode = TrainingMode.parse(cfg.train_during or TrainingMode.NONE)
-    session = LiveSession(handle, store, cfg.symbol, cfg.timeframe, mode, cfg.start, cfg.end,
-                          config=SessionConfig(threshold=cfg.threshold,
-                                               session_id=f"walk-forward-{mode.value}"))
-    total = session.feed.end_index - session.feed.start_index
-    if progress is not None:
-        session.add_update_hook(lambda s, info: (s.counts["candles"] % 64 == 0) and progress(
-            "signals", s.counts["candles"], total))
-    session.run()
-    if progress is not None:
-        progress("signals", total, total)
-    ts = session.series.ts[session.feed.start_index: session.feed.end_index]
-    signals = session.signals()
-    return np.array([signals.get(int(t), 0) for t in ts.tolist()], dtype=np.int8)

@@ -304,7 +304,10 @@ class ControlPanel:
             self.progress.description = phase
             self.progress.value = (PHASES.index(phase) + done / max(total, 1)) / len(PHASES)
 
-        result = run_backtest(config, store=self.store, progress=progress)
+        run = run_backtest
+        if config.walk_forward:  # its signals come from a session that trains as it replays
+            from workbench.live.walk_forward import run_walk_forward_backtest as run
+        result = run(config, store=self.store, progress=progress)
         self.last_backtest = result
         self.progress.value = 1.0
         self.results.value = _stats_table(result.stats, result.backtest_id)
