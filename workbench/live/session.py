@@ -10,7 +10,7 @@ A :class:`LiveSession` replays (or follows) one series through a feed and the
 4. exposes the ghost candle: the predicted next candle in absolute prices, for the chart.
 
 Training is decided by the session's own
-:class:`~workbench.live.strategy.TrainingStrategyManager` (never shared) and always done through
+:class:`~workbench.live.strategy.TrainingStrategy` (never shared) and always done through
 ``ModelHandle.train_step``, which holds the model's training lock for the update; predictions run
 on the handle's published snapshot and never wait for training. The session is a
 :class:`~workbench.live.subscribers.TrainingEventSubscriber`: the coordinator hands it each frame
@@ -52,7 +52,7 @@ from workbench.live.events import SubscriberErrors, Subscription, dispatch
 from workbench.live.feed import ReplayFeed
 from workbench.live.modes import TrainingMode
 from workbench.live.pnl import PnLTracker
-from workbench.live.strategy import StrategyConfig, TrainingStrategyManager
+from workbench.live.strategy import StrategyConfig, strategy_for
 from workbench.live.subscribers import TrainingEventSubscriber, revealed_batch
 
 UpdateFn = Callable[["LiveSession", dict], None]
@@ -146,12 +146,11 @@ class LiveSession(TrainingEventSubscriber, BackgroundJob):
         self.config = replace(cfg, speed=parse_speed(speed if speed is not None else cfg.speed))
         self.handle, self.store = model_handle, store
         self.symbol, self.timeframe = symbol, timeframe
-        self.mode = TrainingMode.parse(mode)
-        self.session_id = self.config.session_id or f"{self.mode.value}-{symbol}-{timeframe}-" \
+        self.training_strategy = strategy_for(mode, timeframe, self.config.strategy_config())
+        self.mode = self.training_strategy.mode  # a TrainingMode, or a registered mode's name
+        self.session_id = self.config.session_id or f"{self.mode}-{symbol}-{timeframe}-" \
                                                     f"{uuid.uuid4().hex[:6]}"
         BackgroundJob.__init__(self, f"live-{self.session_id}")
-        self.training_strategy = TrainingStrategyManager(self.mode, timeframe,
-                                                         self.config.strategy_config())
         self.feed = feed if feed is not None else self._replay_feed(start, end)
         self.series: SeriesArrays = self.feed.series
         self.coordinator = InferenceTrainingCoordinator(self.feed, ledger=self._ledger())
@@ -326,7 +325,7 @@ class LiveSession(TrainingEventSubscriber, BackgroundJob):
 
     def _apply_manual_label(self, ts: int) -> None:
         labels = self.config.manual_labels
-        if labels and self.mode is TrainingMode.MANUAL and ts in labels:
+        if labels and self.training_strategy.manual and ts in labels:
             self.train_manual(labels[ts])
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -404,7 +403,7 @@ class LiveSession(TrainingEventSubscriber, BackgroundJob):
             out = {k: list(v) for k, v in self._recent.items()}
             last = self._last
         out["ghost"] = (last["target_ts"], *last["ghost"]) if last else None
-        out.update(symbol=self.symbol, timeframe=self.timeframe, mode=self.mode.value,
+        out.update(symbol=self.symbol, timeframe=self.timeframe, mode=str(self.mode),
                    state=self.state, model_version=self.handle.version)
         return out
 
@@ -418,7 +417,7 @@ class LiveSession(TrainingEventSubscriber, BackgroundJob):
         recent = (self.coordinator.errors.report()["recent"] + self.feed.errors.report()["recent"]
                   + self.errors.report()["recent"])
         return {"session_id": self.session_id, "symbol": self.symbol,
-                "timeframe": self.timeframe, "mode": self.mode.value, "state": self.state,
+                "timeframe": self.timeframe, "mode": str(self.mode), "state": self.state,
                 "model_version": self.handle.version, **self.counts,
                 "lock_waits": lock["waits"], "lock_wait_s": lock["wait_seconds"],
                 "lock_timeouts": lock["timeouts"], "signals": dict(self.signal_counts),
