@@ -42,14 +42,13 @@ import polars as pl
 from workbench.actions import SIGNAL_OF_ACTION
 from workbench.backtest.signals import actions_to_signals
 from workbench.backtest.simulate import SimConfig
-from workbench.data.ranges import load_range
 from workbench.data.store import ACTIONS
 from workbench.errors import ParameterError
 from workbench.features.windows import SeriesArrays, gather_windows
 from workbench.jobs import BackgroundJob
 from workbench.live.coordinator import InferenceTrainingCoordinator
 from workbench.live.events import SubscriberErrors, Subscription, dispatch
-from workbench.live.feed import ReplayFeed
+from workbench.live.sources import FeedRequest, open_feed
 from workbench.live.modes import TrainingMode
 from workbench.live.pnl import PnLTracker
 from workbench.live.strategy import StrategyConfig, strategy_for
@@ -89,6 +88,7 @@ class SessionConfig:
     """
 
     speed: float | None = None
+    source: str = "replay"  # a live data source of workbench.live.sources (register_source)
     history: int | None = None
     pivot_strength: int = 2
     pivot_levels: int = 3
@@ -132,7 +132,8 @@ class LiveSession(TrainingEventSubscriber, BackgroundJob):
     on_update : optional ``callback(session, info)`` after every closed candle (see
         :meth:`add_update_hook`).
     feed : an existing feed of the series (e.g. a ``PushFeed``, whose ``push`` then drives the
-        session) instead of a replay of the store; ``start``/``end``/``speed`` are then unused.
+        session) instead of one opened from ``config.source``; ``start``/``end``/``speed`` are
+        then unused.
 
     Raises
     ------
@@ -151,7 +152,7 @@ class LiveSession(TrainingEventSubscriber, BackgroundJob):
         self.session_id = self.config.session_id or f"{self.mode}-{symbol}-{timeframe}-" \
                                                     f"{uuid.uuid4().hex[:6]}"
         BackgroundJob.__init__(self, f"live-{self.session_id}")
-        self.feed = feed if feed is not None else self._replay_feed(start, end)
+        self.feed = feed if feed is not None else self._open_feed(start, end)
         self.series: SeriesArrays = self.feed.series
         self.coordinator = InferenceTrainingCoordinator(self.feed, ledger=self._ledger())
         self._init_state(on_update)
@@ -160,13 +161,11 @@ class LiveSession(TrainingEventSubscriber, BackgroundJob):
             pivots=self.training_strategy.pivot_types != ())]
 
     # -- construction helpers ------------------------------------------------------------------
-    def _replay_feed(self, start, end) -> ReplayFeed:
+    def _open_feed(self, start, end):
         history = self.handle.window - 1 if self.config.history is None else self.config.history
-        frame, first = load_range(self.store, self.symbol, self.timeframe, start, end, history)
-        series = SeriesArrays.from_frame(self.symbol, self.timeframe, frame)
-        return ReplayFeed(series, int(series.ts[first]), end, speed=self.config.speed,
-                          pivot_strength=self.config.pivot_strength,
-                          pivot_levels=self.config.pivot_levels)
+        return open_feed(self.config.source, self.store, self.symbol, self.timeframe, FeedRequest(
+            start, end, int(history), self.config.speed, self.config.pivot_strength,
+            self.config.pivot_levels))
 
     def _ledger(self):
         if not self.config.ledger:
