@@ -197,7 +197,6 @@ class LiveSession(TrainingEventSubscriber, BackgroundJob):
     def on_new_candle(self, event) -> None:
         """Called last at each close: predict, register the frame, update signal and PnL,
         publish a view."""
-        self.training_strategy.observe_close(event)
         i, n = event.index, self.handle.window
         self.counts["candles"] += 1
         pred = None
@@ -259,7 +258,11 @@ class LiveSession(TrainingEventSubscriber, BackgroundJob):
 
     # -- training (TrainingEventSubscriber hooks, called by the coordinator) -------------------
     def on_candle_completion(self, event, inference_ref) -> None:
-        """Train the frame that targeted this candle when the strategy says so."""
+        """Train the frame that targeted this candle when the strategy says so.
+
+        The first hook of every close (once with ``inference_ref=None`` when no frame targeted
+        it), so the strategy observes the close here, before any decision about it.
+        """
         strategy = self.training_strategy
         strategy.observe_close(event)
         if not strategy.should_train_on_candle(inference_ref):
