@@ -6,8 +6,9 @@ Each round runs ``bench/<script>`` of the base checkout, then of this one, with 
 interpreter and ``PYTHONPATH`` set to each checkout, so both meet the same machine load. After each
 run the script's JSON report (``reports/bench/<script stem>.json`` of that checkout) is read and
 its numeric figures flattened to dotted keys. The median per key is printed as
-``base  new  new/base`` for throughputs (``per_s``) and times (``_ms``, ``_us``, ``_s``), and the
-whole comparison is written to ``reports/bench/compare_<stem>.json`` of this checkout.
+``base  new  new/base`` for throughputs (``per_s``), times (``_ms``, ``_us``, ``_s``) and the
+script's own in-run ratios (``x_vs_y``: on a loaded machine the steadiest figure), and the whole
+comparison is written to ``reports/bench/compare_<stem>.json`` of this checkout.
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 _TIMED = ("per_s", "_ms", "_us", "_s", "seconds")
+#: ratios a script measures against a baseline of its own run (robust to the machine's load)
+_RELATIVE = "_vs_"
 
 
 def _flatten(value, prefix: str = "") -> dict[str, float]:
@@ -53,7 +56,8 @@ def main(argv=None) -> dict:
     for _ in range(opts.rounds):
         for name, tree in (("base", opts.base.resolve()), ("new", ROOT)):
             runs[name].append(_run(tree, opts.script, opts.args))
-    keys = [k for k in runs["new"][0] if k in runs["base"][0] and k.endswith(_TIMED)]
+    keys = [k for k in runs["new"][0] if k in runs["base"][0]
+            and (k.endswith(_TIMED) or _RELATIVE in k)]
     table = {}
     for key in keys:
         base = statistics.median(r[key] for r in runs["base"] if key in r)
