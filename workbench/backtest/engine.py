@@ -37,7 +37,7 @@ from workbench.backtest.stats import compute_stats, equity_frame, trades_frame
 from workbench.data.ranges import load_range
 from workbench.data.store import Store
 from workbench.data.timeframes import validate_timeframe
-from workbench.errors import ConfigError, NotFoundError, ParameterError
+from workbench.errors import ConfigError, ParameterError
 from workbench.features.windows import candle_features
 from workbench.paths import resolve_db_path, runs_dir
 
