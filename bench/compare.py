@@ -2,8 +2,9 @@
 
 ``python bench/compare.py --base /path/to/old/checkout [--rounds 3] coordinator.py --quick``
 
-Each round runs ``bench/<script>`` of the base checkout, then of this one, with the same
-interpreter and ``PYTHONPATH`` set to each checkout, so both meet the same machine load. After each
+Each round runs this checkout's ``bench/<script>`` with ``PYTHONPATH`` set to the base checkout,
+then to this one (same interpreter, same benchmark code: only the library differs), so both meet
+the same machine load; ``--own-script`` runs each checkout's own copy instead. After each
 run the script's JSON report (``reports/bench/<script stem>.json`` of that checkout) is read and
 its numeric figures flattened to dotted keys. The median per key is printed as
 ``base  new  new/base`` for throughputs (``per_s``), times (``_ms``, ``_us``, ``_s``) and the
@@ -37,11 +38,14 @@ def _flatten(value, prefix: str = "") -> dict[str, float]:
     return {}
 
 
-def _run(tree: Path, script: str, args: list[str]) -> dict[str, float]:
+def _run(tree: Path, script: str, args: list[str], own_script: bool) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    subprocess.run([sys.executable, str(tree / "bench" / script), *args], cwd=tree, env=env,
-                   check=True, stdout=subprocess.DEVNULL)
-    report = tree / "reports" / "bench" / f"{Path(script).stem}.json"
+    code = (tree if own_script else ROOT) / "bench" / script
+    subprocess.run([sys.executable, str(code), *args], cwd=tree, env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # a script writes beside itself or beside the workbench package it imported: take the newest
+    reports = [t / "reports" / "bench" / f"{Path(script).stem}.json" for t in (tree, ROOT)]
+    report = max((r for r in reports if r.exists()), key=lambda r: r.stat().st_mtime)
     return _flatten(json.loads(report.read_text()))
 
 
@@ -49,13 +53,16 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", required=True, type=Path, help="the checkout to compare against")
     ap.add_argument("--rounds", type=int, default=3, help="alternating runs of each checkout")
+    ap.add_argument("--own-script", action="store_true",
+                    help="run each checkout's own copy of the script (default: this checkout's "
+                         "script on both libraries, so only the library differs)")
     ap.add_argument("script", help="a script of bench/, e.g. coordinator.py")
     ap.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
     opts = ap.parse_args(argv)
     runs: dict[str, list[dict[str, float]]] = {"base": [], "new": []}
     for _ in range(opts.rounds):
         for name, tree in (("base", opts.base.resolve()), ("new", ROOT)):
-            runs[name].append(_run(tree, opts.script, opts.args))
+            runs[name].append(_run(tree, opts.script, opts.args, opts.own_script))
     keys = [k for k in runs["new"][0] if k in runs["base"][0]
             and (k.endswith(_TIMED) or _RELATIVE in k)]
     table = {}
