@@ -42,7 +42,7 @@ import polars as pl
 from workbench.actions import SIGNAL_OF_ACTION
 from workbench.backtest.signals import actions_to_signals
 from workbench.backtest.simulate import SimConfig
-from workbench.data.store import ACTIONS
+from workbench.actions import ACTIONS
 from workbench.errors import ParameterError
 from workbench.features.windows import SeriesArrays, gather_windows
 from workbench.jobs import BackgroundJob

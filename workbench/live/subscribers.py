@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from workbench.actions import BUY, HOLD, HOLD_BAND, SELL  # noqa: F401 (HOLD: part of the surface)
+from workbench.actions import realised_actions as realised_action
 from workbench.errors import LookaheadError
 from workbench.features.windows import next_candle_relative
 from workbench.live.events import CandleCompletionEvent, PivotEvent
@@ -62,9 +64,3 @@ class TrainingEventSubscriber:
 
     def on_new_candle(self, event: CandleCompletionEvent) -> None:
         """Called last at each close, after every label it reveals: predict here."""
-
-
-def realised_action(move_pct: np.ndarray, hold_band: float = HOLD_BAND) -> np.ndarray:
-    """Return int64 action indices for realised moves in percent (see module docstring)."""
-    move = np.asarray(move_pct, dtype=np.float64)
-    return np.where(move > hold_band, BUY, np.where(move < -hold_band, SELL, HOLD)).astype(np.int64)

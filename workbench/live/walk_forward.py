@@ -41,7 +41,7 @@ def run_walk_forward(cfg, *, store=None, progress=None, handle=None) -> np.ndarr
     if handle is None:
         from workbench.train.handle import load_model
 
-        handle = load_model(cfg.model)
+        handle = load_model(cfg.model, store.path)  # the runs beside this store's database
     mode = TrainingMode.parse(cfg.train_during or TrainingMode.NONE)
     session = LiveSession(handle, store, cfg.symbol, cfg.timeframe, mode, cfg.start, cfg.end,
                           config=SessionConfig(threshold=cfg.threshold,

@@ -26,10 +26,10 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
 
-from workbench.errors import ActiveRunError, NotFoundError, RunError, WorkbenchError
+from workbench.errors import NotFoundError, RunError
 from workbench.jobs import BackgroundJob
-from workbench.paths import runs_dir as _runs_root
-from workbench.train.callbacks import write_json_atomic
+from workbench.runs import (ActiveRunLock, list_runs, now_iso, read_run, run_path, runs_dir,
+                            show_run, update_run, wait_for, write_json_atomic)
 from workbench.train.config import TrainConfig, config_from_dict
 from workbench.train.engine import RUN_ID_ENV, execute, is_rank_zero
 
