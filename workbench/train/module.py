@@ -24,6 +24,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from torchmetrics.regression import (MeanAbsoluteError, MeanSquaredError, PearsonCorrCoef,
                                      R2Score)
 
+from workbench.errors import NonFiniteError
 from workbench.train.models import N_ACTIONS, build_model
 
 
@@ -117,12 +118,21 @@ class ForecastModule(L.LightningModule):
     def forward(self, x: torch.Tensor):
         return self.model(x)
 
-    def _shared_step(self, batch, split: str) -> torch.Tensor:
+    def _non_finite(self, split: str, loss: torch.Tensor, batch_idx: int) -> None:
+        """Fail the run: a NaN/inf loss means NaN weights next, which must never pass for a model."""
+        raise NonFiniteError(f"the {split} loss is {float(loss.detach())} at epoch "
+                             f"{self.current_epoch}, step {self.global_step} (batch {batch_idx}); "
+                             "the weights diverged: lower training.learning_rate or set "
+                             "training.grad_clip")
+
+    def _shared_step(self, batch, batch_idx: int, split: str) -> torch.Tensor:
         x, actions, candles = batch
         logits, candle_pred = self.model(x)
         t = self.config.training
         loss = combined_loss(logits, candle_pred, actions, candles, t.action_loss_weight,
                              t.candle_loss_weight)
+        if not torch.isfinite(loss):
+            self._non_finite(split, loss, batch_idx)
         self.metrics[f"{split}_candle"].update(candle_pred.detach().float().flatten(),
                                                candles.flatten())
         self.metrics[f"{split}_action"].update(logits.detach().float(), actions)
@@ -131,13 +141,13 @@ class ForecastModule(L.LightningModule):
         return loss
 
     def training_step(self, batch, batch_idx):
-        return self._shared_step(batch, "train")
+        return self._shared_step(batch, batch_idx, "train")
 
     def validation_step(self, batch, batch_idx):
-        self._shared_step(batch, "val")
+        self._shared_step(batch, batch_idx, "val")
 
     def test_step(self, batch, batch_idx):
-        self._shared_step(batch, "test")
+        self._shared_step(batch, batch_idx, "test")
 
     def _log_epoch(self, split: str) -> None:
         for head in ("candle", "action"):
