@@ -81,10 +81,10 @@ def check_finite(checkpoint: dict, path) -> None:
     """
     bad = non_finite_tensors(checkpoint.get("state_dict", {}))
     if bad:
-        raise NonFiniteError(f"checkpoint {Path(path).name} not saved: {len(bad)} weight tensor(s), "
-                       f"first {bad[0]!r}, hold NaN or inf at epoch {checkpoint.get('epoch')}, "
-                       f"step {checkpoint.get('global_step')}; the weights diverged: lower "
-                       "training.learning_rate or set training.grad_clip")
+        raise NonFiniteError(f"checkpoint {Path(path).name} not saved: {len(bad)} weight "
+                             f"tensor(s), first {bad[0]!r}, hold NaN or inf at epoch {checkpoint.get('epoch')}, "
+                             f"step {checkpoint.get('global_step')}; the weights diverged: "
+                             "lower training.learning_rate or set training.grad_clip")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
