@@ -74,3 +74,8 @@ class ExportError(WorkbenchError):
 
 class LookaheadError(WorkbenchError):
     """Raised when a computation would use data from after the decision time."""
+
+
+class NonFiniteError(WorkbenchError):
+    """Raised when a model produces NaN or inf where a result is expected: a training loss, the
+    weights of a checkpoint, or the outputs of an inference (never passed on as a signal)."""

@@ -81,3 +81,67 @@ def test_labels_take_one_source_or_a_list_in_precedence_order():
     cfg = load_config(None, ["data.labels=[rule, manual, pivot]"])
     assert cfg.data.labels == ["rule", "manual", "pivot"]  # kept as written in config.json
     assert cfg.data.label_sources == ("manual", "pivot", "rule")
+
+
+def _numeric_keys(cls=None, prefix=""):
+    """Every int/float key of the config tree, dotted (a new numeric key joins automatically)."""
+    import dataclasses
+    import typing
+
+    from workbench.train.config import TrainConfig
+
+    cls = cls or TrainConfig
+    for f in dataclasses.fields(cls):
+        hint = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(hint):
+            yield from _numeric_keys(hint, f"{prefix}{f.name}.")
+        elif float in typing.get_args(hint) + (hint,) or int in typing.get_args(hint) + (hint,):
+            yield f"{prefix}{f.name}", hint
+
+
+#: numeric keys where a negative value means something (epoch ms before 1970)
+_NEGATIVE_OK = {"data.start", "data.end"}
+
+
+@pytest.mark.parametrize("key, hint", list(_numeric_keys()), ids=lambda v: str(v))
+def test_every_numeric_key_refuses_non_finite_and_negative_values_naming_the_key(key, hint):
+    values = ["nan", "inf", "-inf", "1e400"] if hint is float else []
+    values.append("-1")
+    for value in values:
+        if value == "-1" and key in _NEGATIVE_OK:
+            continue
+        with pytest.raises(ConfigError) as err:
+            load_config(None, [f"{key}={value}"])
+        message = str(err.value)
+        assert repr(key) in message, (key, value, message)
+        assert "finite" in message or "must" in message or "wrong type" in message
+
+
+@pytest.mark.parametrize("override, words", [
+    ("training.learning_rate=nan", "finite"),
+    ("training.learning_rate=inf", "finite"),
+    ("training.weight_decay=inf", "finite"),
+    ("training.grad_clip=nan", "finite"),
+    ("data.rule_threshold=nan", "finite"),
+    ("training.learning_rate=0", "must be > 0"),
+    ("training.seed=-3", "[0, 2**32)"),
+    ("training.devices=0", "count >= 1"),
+    ("training.devices=[]", "count >= 1"),
+    ("training.strategy=warp", "strategies"),
+    ("training.accelerator=abacus", "one of"),
+    ("callbacks.checkpoint.monitor=val_lss", "one of"),
+    ("callbacks.early_stopping.monitor=accuracy", "one of"),
+    ("callbacks.lr_scheduler.monitor=loss", "one of"),
+])
+def test_issue_reproductions_fail_with_a_config_error_naming_the_key(override, words):
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError) as err:
+        load_config(CONFIGS_DIR / "transformer.yaml", [override], quick=True)
+    assert repr(key) in str(err.value) and words in str(err.value)
+
+
+def test_valid_hardware_settings_pass():
+    cfg = load_config(None, ["training.strategy=ddp", "training.devices=2",
+                             "training.accelerator=cpu", "data.rule_threshold=0"])
+    assert (cfg.training.strategy, cfg.training.devices) == ("ddp", 2)
+    assert load_config(None, ["training.devices=[0, 1]"]).training.devices == [0, 1]

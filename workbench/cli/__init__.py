@@ -42,10 +42,34 @@ def _register_all() -> None:
 _register_all()
 
 
+def _usage_error(exc: typer.TyperException) -> int:
+    """Print a command-line usage error (unknown option, wrong type...) as one line."""
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help, as before
+        exc.show()
+        return exc.exit_code
+    where = f"{ctx.command_path}: " if ctx is not None else ""
+    hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+    _common.error_line(f"{where}{exc.format_message()}{hint}")
+    return exc.exit_code
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the console script; exits 2 with a clear message on a WorkbenchError."""
+    """Entry point of the console script.
+
+    Every user error ends the same way: one line ``error: ...`` on stderr and exit status 2,
+    whether the command line is malformed (unknown option, wrong type, missing argument) or a
+    command raised a :class:`WorkbenchError`. stdout keeps only results.
+    """
+    args = list(sys.argv[1:] if argv is None else argv) or ["--help"]
     try:
-        app(args=argv, standalone_mode=True)
+        code = app(args=args, standalone_mode=False, prog_name="workbench")
+    except typer.TyperException as exc:
+        code = _usage_error(exc)
     except WorkbenchError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        sys.exit(2)
+        _common.error_line(str(exc))
+        code = 2
+    except (typer.Abort, KeyboardInterrupt):
+        _common.error_line("aborted")
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)

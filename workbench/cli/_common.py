@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
+from decimal import Decimal
 from typing import Any, Callable
 
 import typer
@@ -33,22 +35,45 @@ def store():
 
 
 def _default(o: Any) -> Any:
-    if hasattr(o, "item"):
-        return o.item()
+    if hasattr(o, "tolist"):  # numpy scalars and arrays
+        return jsonable(o.tolist())
+    if isinstance(o, Decimal):
+        return int(o) if o == o.to_integral_value() else jsonable(float(o))
     if hasattr(o, "isoformat"):
         return o.isoformat()
     return str(o)
 
 
+def jsonable(value: Any) -> Any:
+    """Return ``value`` with every NaN or infinite float replaced by ``None``.
+
+    JSON has no NaN: Python's ``json`` would write a bare ``NaN`` that strict parsers refuse
+    (a win rate without a closed trade is NaN). Containers are copied; other values pass.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
 def emit(payload: Any, as_json: bool, human: Callable[[Any], None]) -> None:
-    """Print ``payload`` as JSON when ``as_json``, else call ``human(payload)``."""
+    """Print ``payload`` as one strict JSON document when ``as_json``, else ``human(payload)``."""
     if as_json:
-        sys.stdout.write(json.dumps(payload, default=_default, indent=2) + "\n")
+        text = json.dumps(jsonable(payload), default=_default, indent=2, allow_nan=False)
+        sys.stdout.write(text + "\n")
     else:
         human(payload)
 
 
+def error_line(message: str) -> None:
+    """Print ``error: message`` as one red line on stderr (inner line breaks become spaces)."""
+    typer.secho(f"error: {' '.join(str(message).split())}", fg=typer.colors.RED, err=True)
+
+
 def fail(exc: WorkbenchError) -> None:
     """Print a WorkbenchError as one red line on stderr and exit with status 2."""
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    error_line(str(exc))
     raise typer.Exit(2)

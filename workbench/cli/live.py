@@ -73,6 +73,9 @@ def _print_stats(payload: dict) -> None:
     typer.echo(f"  PnL            equity {pnl['equity']:.2f}  return {pnl['return_pct']:.4f}%  "
                f"fills {pnl['fills']}")
     typer.echo(f"  errors         {payload['errors']}")
+    if payload.get("recent_errors"):
+        last = payload["recent_errors"][-1]
+        typer.echo(f"  last error     {last['error']} (candle ts {last['event_ts']})")
 
 
 def live(

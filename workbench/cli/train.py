@@ -40,7 +40,6 @@ def train_cmd(
 ) -> None:
     """Train a torch model (transformer or lstm) and write a run folder."""
     from workbench.train.config import load_config
-    from workbench.train.runs import train
 
     try:
         cfg = None
@@ -48,6 +47,8 @@ def train_cmd(
             cfg = load_config(config, list(overrides), quick=quick)
             if cfg.data.db is None:  # the store of --db / $WORKBENCH_DB, frozen into the run
                 cfg.data.db = str(_common.db_path())
+        from workbench.train.runs import train  # torch + Lightning: only for a valid config
+
         _quiet_console()
         record = train(cfg, resume=resume, db=_common.db_path())
     except WorkbenchError as exc:

@@ -15,13 +15,14 @@ realised accuracy) and the error of the predicted candle.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 
 import polars as pl
 
 from workbench.actions import HOLD_BAND
 from workbench.data.store import LEDGER_SCHEMA, Store
-from workbench.errors import WorkbenchError
+from workbench.errors import ParameterError, WorkbenchError
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +97,27 @@ def ledger_summary(store: Store, run_id: str | None = None, *, hold_band: float 
 
     A prediction is a hit when its action equals the realised one: BUY for a realised move
     above ``+hold_band`` percent, SELL below ``-hold_band``, HOLD in between.
+
+    Raises
+    ------
+    ParameterError : when ``hold_band`` is not a finite number >= 0 or ``bucket_width`` not a
+        finite number in (0, 1].
     """
+    if not (math.isfinite(hold_band) and hold_band >= 0):
+        raise ParameterError(f"--hold-band must be a finite percentage >= 0, got {hold_band}")
+    if not (math.isfinite(bucket_width) and 0 < bucket_width <= 1):
+        raise ParameterError(f"bucket_width must be a finite number in (0, 1], got "
+                             f"{bucket_width}")
     return {
         "run_id": run_id, "hold_band": hold_band, "bucket_width": bucket_width,
         "rows": store.read_ledger(run_id).height,
-        "hit_rate": store.ledger_hit_rates(run_id, hold_band).to_dicts(),
-        "calibration": store.ledger_calibration(run_id, hold_band, bucket_width).to_dicts(),
-        "candle_error": store.ledger_candle_errors(run_id).to_dicts(),
+        "hit_rate": _rows(store.ledger_hit_rates(run_id, hold_band)),
+        "calibration": _rows(store.ledger_calibration(run_id, hold_band, bucket_width)),
+        "candle_error": _rows(store.ledger_candle_errors(run_id)),
     }
+
+
+def _rows(frame: pl.DataFrame) -> list[dict]:
+    """Row dicts with integer counts: DuckDB sums integers into a 128-bit Decimal."""
+    whole = [c for c, t in frame.schema.items() if isinstance(t, pl.Decimal) and t.scale == 0]
+    return frame.with_columns(pl.col(whole).cast(pl.Int64)).to_dicts()

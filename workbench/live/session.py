@@ -43,7 +43,7 @@ from workbench.actions import SIGNAL_OF_ACTION
 from workbench.backtest.signals import actions_to_signals
 from workbench.backtest.simulate import SimConfig
 from workbench.actions import ACTIONS
-from workbench.errors import ParameterError
+from workbench.errors import NonFiniteError, ParameterError
 from workbench.features.windows import SeriesArrays, gather_windows
 from workbench.jobs import BackgroundJob
 from workbench.live.coordinator import InferenceTrainingCoordinator
@@ -201,7 +201,10 @@ class LiveSession(TrainingEventSubscriber, BackgroundJob):
         self.counts["candles"] += 1
         pred = None
         if i >= n - 1:
-            pred = self._predict(event, i, n)
+            try:
+                pred = self._predict(event, i, n)
+            except NonFiniteError as exc:  # a NaN model's output is an error, never a signal
+                self.errors.record("predict", event.ts, exc)
         signal = pred["signal"] if pred else 0
         equity = self.pnl.on_bar(event.open, event.close, signal)
         with self._guard:
@@ -212,7 +215,7 @@ class LiveSession(TrainingEventSubscriber, BackgroundJob):
             if pred:
                 self._recent["predictions"].append(pred)
                 self._last = pred
-        if pred is None:
+        if i < n - 1:
             self.counts["skipped_no_window"] += 1
         self._apply_manual_label(event.ts)
         self._notify(pred, event)

@@ -19,6 +19,7 @@ every diagnostic and the ONNX export on), so an unattended job gets the full art
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -76,10 +77,27 @@ class TrainingConfig:
                 raise ParameterError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.sequence_length < 2:
             raise ParameterError(f"sequence_length must be at least 2, got {self.sequence_length}")
+        self._check_floats()
         if ingestion.date_to_ms(self.end_date) < ingestion.date_to_ms(self.start_date):
             raise ParameterError(f"end date {self.end_date} is before start date {self.start_date}")
         runner.get_model_builder(self.model_type)
         return self
+
+    def _check_floats(self) -> None:
+        """Non-finite or out-of-range rates would train a NaN model that passes for a result."""
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ParameterError(f"learning_rate must be a finite number > 0, got "
+                                 f"{self.learning_rate}")
+        for name in ("train_frac", "val_frac"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0 < value < 1):
+                raise ParameterError(f"{name} must be a finite number in (0, 1), got {value}")
+        if self.train_frac + self.val_frac >= 1:
+            raise ParameterError(f"train_frac + val_frac must be < 1 (a test split must remain), "
+                                 f"got {self.train_frac} + {self.val_frac}")
+        bad = [x for x in self.noise_levels if not (math.isfinite(x) and x >= 0)]
+        if bad:
+            raise ParameterError(f"noise_levels must be finite numbers >= 0, got {bad[0]}")
 
     def resolved_cache_dir(self) -> Path:
         """Return the ingestion cache folder."""

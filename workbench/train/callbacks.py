@@ -5,8 +5,11 @@
 * ``ModelCheckpoint`` for ``best.ckpt`` (monitored metric), ``last.ckpt`` and every N epochs;
 * :class:`RestoringEarlyStopping`: Lightning's ``EarlyStopping`` (patience, min_delta) that puts
   the best weights back into the model when training ends;
-* ``LearningRateMonitor`` (with the TensorBoard logger) and ``TQDMProgressBar``, which uses
-  ``tqdm.auto`` (a widget bar in a kernel, a text bar in a terminal) when ipywidgets is installed;
+* :class:`SyncedEpochMetrics`, first, so that every DDP rank runs the epoch-end collectives at
+  the same point (the progress bar's rank-0-only read deadlocked DDP runs);
+* ``LearningRateMonitor`` (with the TensorBoard logger) and :class:`StderrProgressBar`
+  (Lightning's ``TQDMProgressBar`` on stderr), which uses ``tqdm.auto`` (a widget bar in a
+  kernel, a text bar in a terminal) when ipywidgets is installed;
 * :class:`JsonMetricsLogger`, writing ``metrics.json`` after every epoch, with a
   :class:`MetricsTracker` (history, latest, best, best epoch of every metric);
 * :class:`TrainingLockCallback`, holding the project's training lock around every optimizer step
@@ -16,10 +19,12 @@
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -165,6 +170,60 @@ class RestoringEarlyStopping(EarlyStopping):
                 pl_module.load_state_dict(self.best_state)
 
 
+class SyncedEpochMetrics(Callback):
+    """Run every epoch-end collective on all DDP ranks at one point, in one order.
+
+    Lightning calls the callbacks' ``on_train_epoch_end`` before the module's. The progress bar
+    reads its metrics there on rank 0 only, which makes rank 0 enter the all_reduce of the
+    ``sync_dist`` values while rank 1 enters the torchmetrics all_gather of the module's hook:
+    a deadlock at the end of epoch 0 (Lightning issue 21264). This callback comes first: it
+    computes the module's epoch metrics and then reads ``trainer.callback_metrics``, which
+    synchronises every logged value on every rank; later readers get the cached results.
+    """
+
+    def _sync(self, trainer, pl_module, split: str) -> None:
+        log_epoch = getattr(pl_module, "log_epoch_metrics", None)
+        if log_epoch is not None:
+            log_epoch(split)
+        trainer.callback_metrics  # noqa: B018 - the read is the synchronisation point
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._sync(trainer, pl_module, "train")
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self._sync(trainer, pl_module, "val")
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:
+        self._sync(trainer, pl_module, "test")
+
+
+def _on_stderr(make_bar):
+    """Create a Lightning tqdm bar on stderr: Lightning hard-codes ``file=sys.stdout``."""
+    with contextlib.redirect_stdout(sys.stderr):
+        return make_bar()
+
+
+class StderrProgressBar(TQDMProgressBar):
+    """Lightning's ``TQDMProgressBar`` writing to stderr, so stdout carries only results
+    (``workbench train --json`` prints exactly one JSON document there)."""
+
+    def init_sanity_tqdm(self):
+        return _on_stderr(super().init_sanity_tqdm)
+
+    def init_train_tqdm(self):
+        return _on_stderr(super().init_train_tqdm)
+
+    def init_validation_tqdm(self):
+        return _on_stderr(super().init_validation_tqdm)
+
+    def init_test_tqdm(self):
+        return _on_stderr(super().init_test_tqdm)
+
+    def init_predict_tqdm(self):
+        return _on_stderr(super().init_predict_tqdm)
+
+
 class TrainingLockCallback(Callback):
     """Hold the training lock around every training batch, then publish a new snapshot.
 
@@ -226,7 +285,8 @@ def build_callbacks(config, run_dir: Path, *, lock=None, publish=None, session: 
     """Return the callbacks of a run writing into ``run_dir`` (see the module docstring)."""
     cb = config.callbacks
     ckpt_dir = Path(run_dir) / "checkpoints"
-    out: list[Callback] = [JsonMetricsLogger(Path(run_dir) / "metrics.json", on_epoch)]
+    out: list[Callback] = [SyncedEpochMetrics(),  # first: before any reader of the metrics
+                           JsonMetricsLogger(Path(run_dir) / "metrics.json", on_epoch)]
     out.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=cb.checkpoint.monitor,
                                mode=_resolved_mode(cb.checkpoint), save_top_k=1, save_last=True,
                                save_on_train_epoch_end=True, enable_version_counter=False))
@@ -243,7 +303,7 @@ def build_callbacks(config, run_dir: Path, *, lock=None, publish=None, session: 
     if cb.tensorboard:
         out.append(LearningRateMonitor(logging_interval="epoch"))
     if cb.progress:
-        out.append(TQDMProgressBar())
+        out.append(StderrProgressBar())
     if lock is not None:
         out.append(TrainingLockCallback(lock, publish, session))
     return out

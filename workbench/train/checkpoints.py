@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from workbench.errors import RunError
+from workbench.errors import NonFiniteError, RunError
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
@@ -65,10 +65,37 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         raise RunError(f"checkpoint {path} cannot be read: {exc}") from exc
 
 
+def non_finite_tensors(state_dict: dict) -> list[str]:
+    """Return the names of the floating-point tensors of ``state_dict`` holding NaN or inf."""
+    return [name for name, t in state_dict.items()
+            if isinstance(t, torch.Tensor) and t.is_floating_point()
+            and not bool(torch.isfinite(t).all())]
+
+
+def check_finite(checkpoint: dict, path) -> None:
+    """Refuse a checkpoint whose model weights are not all finite (a NaN model is no result).
+
+    Raises
+    ------
+    NonFiniteError : naming the file, the epoch and step and the first non-finite tensor.
+    """
+    bad = non_finite_tensors(checkpoint.get("state_dict", {}))
+    if bad:
+        raise NonFiniteError(f"checkpoint {Path(path).name} not saved: {len(bad)} weight "
+                             f"tensor(s), first {bad[0]!r}, hold NaN or inf at epoch {checkpoint.get('epoch')}, "
+                             f"step {checkpoint.get('global_step')}; the weights diverged: "
+                             "lower training.learning_rate or set training.grad_clip")
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning checkpoint IO that writes atomically and loads with ``weights_only=True``."""
+    """Lightning checkpoint IO that writes atomically and loads with ``weights_only=True``.
+
+    A checkpoint with non-finite weights is refused before anything is written, so neither
+    ``best.ckpt`` nor ``last.ckpt`` can ever hold a NaN model.
+    """
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        check_finite(checkpoint, path)
         atomic_save(checkpoint, path)
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:

@@ -14,6 +14,7 @@ the dotted key: an unknown key, a wrong type or an impossible value.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -81,9 +82,12 @@ class TrainingConfig:
         errs += _choice(self, "optimizer", ("adam", "adamw", "sgd"))
         errs += _choice(self, "precision", ("auto", "32-true", "bf16-mixed", "16-mixed",
                                             "bf16-true", "64-true"))
+        errs += _choice(self, "accelerator", ACCELERATORS)
+        if not 0 <= self.seed < 2 ** 32:
+            errs.append(("seed", "must lie in [0, 2**32)"))
         if self.action_loss_weight + self.candle_loss_weight <= 0:
             errs.append(("action_loss_weight", "the two loss weights cannot both be 0"))
-        return errs
+        return errs + _devices_errors(self.devices) + _strategy_errors(self.strategy)
 
 
 #: the label sources of ``data.labels``, highest precedence first (why: workbench/train/labels.py)
@@ -134,7 +138,8 @@ class DataConfig:
 
     def check(self) -> list[tuple[str, str]]:
         errs = _label_errors(self.labels)
-        errs += _positive(self, "stride", "pivot_strength", "rule_threshold")
+        errs += _positive(self, "stride", "pivot_strength")
+        errs += _nonnegative(self, "rule_threshold")
         if self.max_windows is not None and self.max_windows < 10:
             errs.append(("max_windows", "must be at least 10 (or null for all)"))
         for key in ("val_fraction", "test_fraction"):
@@ -157,7 +162,8 @@ class CheckpointConfig:
     every_n_epochs: int = 0  # 0: only best and last
 
     def check(self) -> list[tuple[str, str]]:
-        return _choice(self, "mode", ("auto", "min", "max")) + _nonnegative(self, "every_n_epochs")
+        return (_choice(self, "mode", ("auto", "min", "max")) + _monitor_errors(self)
+                + _nonnegative(self, "every_n_epochs"))
 
 
 @dataclass
@@ -170,7 +176,7 @@ class EarlyStoppingConfig:
     restore_best: bool = True
 
     def check(self) -> list[tuple[str, str]]:
-        return (_choice(self, "mode", ("auto", "min", "max"))
+        return (_choice(self, "mode", ("auto", "min", "max")) + _monitor_errors(self)
                 + _nonnegative(self, "patience", "min_delta"))
 
 
@@ -186,7 +192,7 @@ class SchedulerConfig:
     min_lr: float = 0.0
 
     def check(self) -> list[tuple[str, str]]:
-        errs = _choice(self, "scheduler", ("plateau", "step", "cosine"))
+        errs = _choice(self, "scheduler", ("plateau", "step", "cosine")) + _monitor_errors(self)
         errs += _positive(self, "step_size") + _nonnegative(self, "patience", "t_max", "min_lr")
         if not 0.0 < self.factor < 1.0:
             errs.append(("factor", "must lie in (0, 1)"))
@@ -237,6 +243,40 @@ QUICK_PRESET: dict[str, Any] = {
 }
 
 
+#: Lightning accelerators a run may name (``auto`` picks CUDA when present)
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+#: what a run logs per epoch, ``<split>_<name>`` (workbench/train/module.py): what callbacks monitor
+METRIC_NAMES = ("loss", "mse", "rmse", "mae", "pearson", "r2", "snr_db", "acc", "f1")
+MONITORABLE = tuple(f"{split}_{name}" for split in ("train", "val") for name in METRIC_NAMES)
+
+
+def _monitor_errors(section) -> list[tuple[str, str]]:
+    """A monitored metric must be one the run logs: Lightning would fail only after an epoch."""
+    return _choice(section, "monitor", MONITORABLE)
+
+
+def _devices_errors(devices) -> list[tuple[str, str]]:
+    """``training.devices``: ``auto``, a count >= 1 (or -1: all), or a list of device indices."""
+    ok = (devices == "auto" or (isinstance(devices, int) and not isinstance(devices, bool)
+                                and (devices >= 1 or devices == -1))
+          or (isinstance(devices, list) and devices
+              and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                      for d in devices)))
+    return [] if ok else [("devices", "must be 'auto', a count >= 1, -1 (all) or a non-empty "
+                                      "list of device indices")]
+
+
+def _strategy_errors(strategy: str) -> list[tuple[str, str]]:
+    """``training.strategy`` must be ``auto`` or a name in Lightning's strategy registry."""
+    if strategy == "auto":
+        return []
+    from lightning.pytorch.strategies import StrategyRegistry  # only when a strategy is named
+
+    known = StrategyRegistry.available_strategies()
+    return [] if strategy in known else [("strategy", f"must be 'auto' or one of Lightning's "
+                                                      f"strategies such as 'ddp' (got {strategy!r})")]
+
+
 def _positive(obj, *keys) -> list[tuple[str, str]]:
     return [(k, "must be > 0") for k in keys if getattr(obj, k) <= 0]
 
@@ -258,6 +298,14 @@ def _yaml11_float(value):
         except ValueError:
             return value
     return value
+
+
+def _finite(value) -> bool:
+    """True for a number a float can hold finitely (an int too large for a float is not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _type_ok(value, hint) -> bool:
@@ -300,6 +348,9 @@ def _build(cls, raw: Any, prefix: str):
         if not _type_ok(value, hint):
             raise ConfigError(f"config key {prefix + key!r} has the wrong type: expected "
                               f"{getattr(hint, '__name__', hint)}, got {value!r}")
+        if hint is float and not _finite(value):
+            raise ConfigError(f"config key {prefix + key!r} must be a finite number "
+                              f"(got {value!r})")
         kwargs[key] = float(value) if hint is float else value
     obj = cls(**kwargs)
     for key, rule in (obj.check() if hasattr(obj, "check") else []):

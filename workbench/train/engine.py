@@ -5,7 +5,9 @@ moves ``run.json`` to ``running`` (with pid and host), fits the
 :class:`~workbench.train.module.ForecastModule` on the
 :class:`~workbench.train.datamodule.WindowDataModule`, evaluates the test split with the restored
 best weights, and ends the run ``completed`` with final and best metrics, or ``failed`` with the
-error text (the error is re-raised).
+error text. A :class:`~workbench.errors.WorkbenchError` is re-raised as it is; any other error
+(a dead DDP peer, a Lightning failure) is re-raised as a one-line ``RunError`` naming the run and
+its ``logs/training.log``, which holds the traceback.
 
 Hardware: ``training.accelerator: auto`` picks CUDA when present, where ``precision: auto`` means
 ``bf16-mixed``; on CPU it is ``32-true`` with ``training.num_threads`` torch threads.
@@ -27,6 +29,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from workbench.errors import RunError, WorkbenchError
 from workbench.runs import now_iso, run_path, update_run
 from workbench.train.callbacks import JsonMetricsLogger, RestoringEarlyStopping, build_callbacks
 from workbench.train.checkpoints import AtomicCheckpointIO
@@ -191,7 +194,11 @@ def _execute_rank_zero(job, extra_callback) -> dict:
         log.error("run %s failed: %s\n%s", job.run_id, exc, traceback.format_exc())
         update_run(job.run_id, job.db, status="failed", ended_at=now_iso(),
                    error=f"{type(exc).__name__}: {exc}")
-        raise
+        if isinstance(exc, WorkbenchError) or not isinstance(exc, Exception):
+            raise
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        raise RunError(f"run {job.run_id} failed: {type(exc).__name__}: {first_line} (traceback "
+                       f"in {folder / 'logs' / 'training.log'})") from exc
     else:
         log.info("run %s completed at step %d", job.run_id, result["global_step"])
     finally:

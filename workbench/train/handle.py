@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from workbench.actions import ACTIONS
-from workbench.errors import ParameterError
+from workbench.errors import NonFiniteError, ParameterError
 from workbench.features.windows import N_FEATURES
 from workbench.train.lock import TrainingLock
 from workbench.train.checkpoints import load_checkpoint
@@ -125,6 +125,16 @@ def _as_rows(features_row) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rows))
 
 
+def _checked(pred: Prediction) -> Prediction:
+    """Return ``pred``, or raise NonFiniteError when any output is NaN or inf."""
+    bad = ~(np.isfinite(pred.action_probs).all(axis=1) & np.isfinite(pred.candle).all(axis=1))
+    if bad.any():
+        raise NonFiniteError(f"model snapshot {pred.model_version} produced NaN or inf for "
+                             f"{int(bad.sum())} of {bad.size} window(s) (first: window "
+                             f"{int(np.argmax(bad))}); not a prediction, no signal")
+    return pred
+
+
 class ModelHandle:
     """A trainable model with a lock and a published, immutable inference snapshot.
 
@@ -174,14 +184,16 @@ class ModelHandle:
         Raises
         ------
         ParameterError : when the windows do not have shape (B, window, 8).
+        NonFiniteError : when the model outputs NaN or inf (diverged weights or NaN inputs): such
+            an output is never a prediction, so callers count an error and do not trade.
         """
         x = self._as_windows(windows)
         snap = self._snapshot  # one attribute read: a consistent (version, weights) pair
         with torch.inference_mode():
             device = next(snap.model.parameters()).device
             logits, candle = snap.model(x.to(device))
-        return Prediction(torch.softmax(logits.float(), 1).cpu().numpy(),
-                          candle.float().cpu().numpy(), snap.version)
+        return _checked(Prediction(torch.softmax(logits.float(), 1).cpu().numpy(),
+                                   candle.float().cpu().numpy(), snap.version))
 
     def step(self, features_row) -> Prediction:
         """Advance the stateful LSTM by one candle (O(1)); returns a batch-1 Prediction.
@@ -206,7 +218,7 @@ class ModelHandle:
                 state = snap.model.initial_state(x.shape[0])
             (logits, candle), self._step_state = step(x, state)
             probs = torch.softmax(logits, 1)
-        return Prediction(probs.numpy(), candle.numpy(), snap.version)
+        return _checked(Prediction(probs.numpy(), candle.numpy(), snap.version))
 
     def reset_state(self) -> None:
         """Forget the carried LSTM state (the next :meth:`step` starts a new sample)."""
@@ -236,6 +248,7 @@ class ModelHandle:
         Raises
         ------
         TrainingLockTimeout : naming the holder when the lock is not free in time.
+        NonFiniteError : when the loss is NaN or inf (the weights are left as they were).
         """
         x = self._as_windows(windows)
         y_action = torch.as_tensor(np.asarray(actions, dtype=np.int64))
@@ -247,6 +260,10 @@ class ModelHandle:
             logits, candle = self.model(x)
             loss = combined_loss(logits, candle, y_action, y_candle, t.action_loss_weight,
                                  t.candle_loss_weight)
+            if not torch.isfinite(loss):  # stepping would make every weight NaN
+                raise NonFiniteError(f"{operation} of session {session}: the training loss "
+                                     f"is {float(loss.detach())}; no step taken, snapshot "
+                                     f"{self.version} stays published")
             loss.backward()
             if t.grad_clip:
                 nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)

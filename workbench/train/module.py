@@ -24,6 +24,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from torchmetrics.regression import (MeanAbsoluteError, MeanSquaredError, PearsonCorrCoef,
                                      R2Score)
 
+from workbench.errors import NonFiniteError
 from workbench.train.models import N_ACTIONS, build_model
 
 
@@ -113,16 +114,26 @@ class ForecastModule(L.LightningModule):
             f"{split}_{head}": factory().clone(prefix=f"{split}_")
             for split in ("train", "val", "test")
             for head, factory in (("candle", candle_metrics), ("action", action_metrics))})
+        self._epoch_logged: dict[str, tuple[int, int]] = {}
 
     def forward(self, x: torch.Tensor):
         return self.model(x)
 
-    def _shared_step(self, batch, split: str) -> torch.Tensor:
+    def _non_finite(self, split: str, loss: torch.Tensor, batch_idx: int) -> None:
+        """Fail the run: a NaN/inf loss means NaN weights next, never to pass for a model."""
+        raise NonFiniteError(f"the {split} loss is {float(loss.detach())} at epoch "
+                             f"{self.current_epoch}, step {self.global_step} (batch {batch_idx}); "
+                             "the weights diverged: lower training.learning_rate or set "
+                             "training.grad_clip")
+
+    def _shared_step(self, batch, batch_idx: int, split: str) -> torch.Tensor:
         x, actions, candles = batch
         logits, candle_pred = self.model(x)
         t = self.config.training
         loss = combined_loss(logits, candle_pred, actions, candles, t.action_loss_weight,
                              t.candle_loss_weight)
+        if not torch.isfinite(loss):
+            self._non_finite(split, loss, batch_idx)
         self.metrics[f"{split}_candle"].update(candle_pred.detach().float().flatten(),
                                                candles.flatten())
         self.metrics[f"{split}_action"].update(logits.detach().float(), actions)
@@ -131,28 +142,39 @@ class ForecastModule(L.LightningModule):
         return loss
 
     def training_step(self, batch, batch_idx):
-        return self._shared_step(batch, "train")
+        return self._shared_step(batch, batch_idx, "train")
 
     def validation_step(self, batch, batch_idx):
-        self._shared_step(batch, "val")
+        self._shared_step(batch, batch_idx, "val")
 
     def test_step(self, batch, batch_idx):
-        self._shared_step(batch, "test")
+        self._shared_step(batch, batch_idx, "test")
 
-    def _log_epoch(self, split: str) -> None:
+    def log_epoch_metrics(self, split: str) -> None:
+        """Compute, log and reset the torchmetrics of ``split``, once per epoch and step.
+
+        Under DDP, ``compute()`` is a collective (an all_gather per metric state), so every rank
+        must call this at the same point: :class:`~workbench.train.callbacks.SyncedEpochMetrics`
+        calls it before any other callback's epoch-end hook; the module's own hooks below then
+        find it done (they still log when the module runs without that callback).
+        """
+        when = (self.current_epoch, self.global_step)
+        if self._epoch_logged.get(split) == when:
+            return
+        self._epoch_logged[split] = when
         for head in ("candle", "action"):
             collection = self.metrics[f"{split}_{head}"]
             self.log_dict({k: v.float() for k, v in collection.compute().items()}, sync_dist=True)
             collection.reset()
 
     def on_train_epoch_end(self) -> None:
-        self._log_epoch("train")
+        self.log_epoch_metrics("train")
 
     def on_validation_epoch_end(self) -> None:
-        self._log_epoch("val")
+        self.log_epoch_metrics("val")
 
     def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
+        self.log_epoch_metrics("test")
 
     def configure_optimizers(self):
         from workbench.train.callbacks import build_scheduler

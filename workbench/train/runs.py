@@ -39,6 +39,7 @@ __all__ = ["ActiveRunLock", "RunHandle", "list_runs", "load_run_config", "new_ru
 
 #: fault injection for the kill-and-resume test: SIGKILL this process at this global step
 KILL_AT_STEP_ENV = "WORKBENCH_FAULT_KILL_AT_STEP"
+KILL_RANK_ENV = "WORKBENCH_FAULT_KILL_RANK"
 
 
 def new_run_id(config: TrainConfig) -> str:
@@ -80,9 +81,12 @@ class _StopAndFault(Callback):
         self.stop = stop
         env = os.environ.get(KILL_AT_STEP_ENV)
         self.kill_at = int(env) if env else None
+        rank = os.environ.get(KILL_RANK_ENV)  # DDP: only this global rank dies
+        self.kill_rank = int(rank) if rank else None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if self.kill_at is not None and trainer.global_step >= self.kill_at:
+        if (self.kill_at is not None and trainer.global_step >= self.kill_at
+                and self.kill_rank in (None, trainer.global_rank)):
             os.kill(os.getpid(), signal.SIGKILL)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
