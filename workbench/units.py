@@ -54,17 +54,20 @@ def human_time(ts_or_dt, *, seconds: bool = False) -> str:
 
 
 def human_duration(value: timedelta | None) -> str:
-    """Return a duration as ``2 d 03:15`` / ``03:15`` (hours:minutes), ``45 s``; ``–`` for None."""
+    """Return a duration as ``2 d 3 h 15 min``, ``6 h 34 min``, ``1 min``, ``45 s``; ``–`` for None.
+
+    Units are spelled out (never ``06:34``, which reads as minutes:seconds or a clock time);
+    zero parts are left out and seconds are shown only under a minute.
+    """
     if value is None:
         return "–"
     total = value.total_seconds()
     if abs(total) < 60:
         return f"{total:g} s"
-    sign, total = ("-" if total < 0 else ""), abs(total)
-    days, rest = divmod(int(round(total)), 86_400)
-    hours, rest = divmod(rest, 3600)
-    clock = f"{hours:02d}:{rest // 60:02d}"
-    return f"{sign}{days} d {clock}" if days else f"{sign}{clock}"
+    sign, minutes = ("-" if total < 0 else ""), int(round(abs(total) / 60))
+    days, rest = divmod(minutes, 1440)
+    parts = [f"{v} {u}" for v, u in ((days, "d"), (rest // 60, "h"), (rest % 60, "min")) if v]
+    return sign + " ".join(parts)
 
 
 def is_finite(value) -> bool:

@@ -74,7 +74,7 @@ def test_format_stats_gives_units_and_readable_times():
     shown = dict(st.format_stats(s))
     assert list(shown) == list(st.STATS_KEYS)
     assert shown["Return [%]"].endswith(" %") and shown["Equity Final [$]"].endswith(" $")
-    assert shown["Start"].endswith(" UTC") and shown["Duration"] == "00:05"
+    assert shown["Start"].endswith(" UTC") and shown["Duration"] == "5 min"
     assert shown["Kelly Criterion"] == "n/a" and shown["# Trades"] == "1"
 
 

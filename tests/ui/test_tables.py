@@ -36,7 +36,7 @@ def test_statistics_and_trades_tables_are_whole_and_carry_units(eth_slice):
     trades = tables.trades_table(trades_frame(sim, ts))
     assert trades.columns == ("entry", "exit", "side", "duration", "entry price", "exit price",
                               "PnL", "PnL %")
-    assert trades.cell(0, "side") == "long" and trades.cell(0, "duration") == "03:10"
+    assert trades.cell(0, "side") == "long" and trades.cell(0, "duration") == "3 h 10 min"
     assert trades.cell(2, "exit") == "open" and trades.cell(0, "PnL %").endswith(" %")
     assert trades.cell(0, "entry").endswith("UTC") and "3 trades" in trades.caption
 

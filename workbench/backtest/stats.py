@@ -86,6 +86,7 @@ _DURATION_KEYS = ("Duration", "Max. Drawdown Duration", "Avg. Drawdown Duration"
                   "Max. Trade Duration", "Avg. Trade Duration")
 #: the period equity is sampled at, by the bars' period in whole days (backtesting.py's rule)
 _PERIODS = {7: ("week", 52), 31: ("month", 12), 365: ("year", 1)}
+_FEW_RETURNS = 30  # fewer period returns than this make the annual figures extrapolations
 _ADJECTIVE = {"day": "daily", "week": "weekly", "month": "monthly", "year": "yearly"}
 
 
@@ -110,10 +111,16 @@ class Annualisation:
         why = (f"{self.weekend_share:.0%} of the bars fall on weekends, so the market trades "
                f"{'every day (24/7)' if self.periods_per_year == 365 else 'on weekdays only'}"
                if self.period == "day" else f"the bars are {_ADJECTIVE[self.period]}")
-        return (f"Annualised from {self.n_returns} {_ADJECTIVE[self.period]} returns of the "
-                f"equity curve compounded over {self.periods_per_year} {self.period}s a year ({why}); "
-                "Sharpe = Return (Ann.) / Volatility (Ann.) with a risk-free rate of 0, "
-                "as backtesting.py computes it.")
+        returns = f"{self.n_returns} {_ADJECTIVE[self.period]} return" + (
+            "" if self.n_returns == 1 else "s")
+        text = (f"Annualised from {returns} of the equity curve compounded over "
+                f"{self.periods_per_year} {self.period}s a year ({why}); Sharpe = Return (Ann.) / "
+                "Volatility (Ann.) with a risk-free rate of 0, as backtesting.py computes it.")
+        if self.n_returns < _FEW_RETURNS:
+            text += (f" With only {returns} the annual figures (Return, Volatility, CAGR, "
+                     "Sharpe, Sortino, Calmar) extrapolate a short range to a year: read them "
+                     "as indications, not estimates.")
+        return text
 
     def to_json(self) -> dict:
         """Return the annualisation as plain JSON data, its description included."""

@@ -68,7 +68,7 @@ def _latest(view_order: list, limit: int) -> tuple[list, str]:
 
 def _label(value) -> str:
     text = str(value)
-    return text if len(text) <= 22 else "…" + text[-21:]
+    return text if len(text) <= 34 else "…" + text[-33:]
 
 
 def reliability_figure(view: LedgerView, *, max_lines: int = MAX_LINES,

@@ -277,7 +277,8 @@ def equity_traces(equity: pl.DataFrame, candles: pl.DataFrame | None) -> list[go
 def market_figure(candles: pl.DataFrame, *, overlays=DEFAULT_OVERLAYS, rsi: bool = True,
                   pivots: pl.DataFrame | None = None, predictions: pl.DataFrame | None = None,
                   ghost: dict | None = None, trades: pl.DataFrame | None = None,
-                  equity: pl.DataFrame | None = None, title: str = "") -> go.Figure:
+                  equity: pl.DataFrame | None = None, title: str = "",
+                  window: int | None = None) -> go.Figure:
     """Return the linked chart of ``candles`` with whatever else is given.
 
     Parameters
@@ -293,6 +294,8 @@ def market_figure(candles: pl.DataFrame, *, overlays=DEFAULT_OVERLAYS, rsi: bool
     trades : a backtest's trades frame (:func:`workbench.backtest.stats.trades_frame`).
     equity : a backtest's equity frame (ts, equity[, drawdown]): adds equity and drawdown panes.
     title : the figure's title.
+    window : show the last ``window`` candles first (every candle stays one zoom-out or the
+        range selector's "all" away); ``None`` shows them all.
 
     Returns
     -------
@@ -339,7 +342,18 @@ def market_figure(candles: pl.DataFrame, *, overlays=DEFAULT_OVERLAYS, rsi: bool
             fig.add_trace(trace, row=row["drawdown" if trace.name == "drawdown" else "equity"],
                           col=1)
     fig.update_yaxes(range=_padded(low, high), row=1, col=1)
+    if window and window < candles.height:
+        _zoom_to(fig, candles.tail(window), step)
     return fig
+
+
+def _zoom_to(fig: go.Figure, shown: pl.DataFrame, step: int) -> None:
+    """Start zoomed on ``shown`` (its time span plus the ghost's bar, its price range)."""
+    ts = shown["ts"].to_numpy()
+    fig.update_xaxes(range=[to_datetime([ts[0] - step // 2])[0],
+                            to_datetime([ts[-1] + 2 * step])[0]])
+    fig.update_yaxes(range=_padded(float(shown["low"].min()), float(shown["high"].max())),
+                     row=1, col=1)
 
 
 def _padded(low: float, high: float) -> list[float]:

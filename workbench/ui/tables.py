@@ -60,7 +60,8 @@ class Table:
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>"
-                       for row in self.rows)
+                       for row in self.rows) or (f"<tr><td colspan='{len(self.columns)}'>none"
+                                                 "</td></tr>")
         caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
         return (f"<table class='wb-table'>{caption}<thead><tr>{head}</tr></thead>"
                 f"<tbody>{body}</tbody></table>")
@@ -110,10 +111,24 @@ def table(frame: pl.DataFrame | list[dict], formats: Mapping | None = None, *,
 
 def key_values(pairs: Mapping | list[tuple[str, Any]], *, caption: str = "",
                headings: tuple[str, str] = ("", "value")) -> Table:
-    """Return ``(name, value)`` pairs as a two-column table; values that are not text read well."""
-    items = pairs.items() if isinstance(pairs, Mapping) else pairs
-    rows = tuple((str(k), v if isinstance(v, str) else readable(v)) for k, v in items)
-    return Table(headings, rows, caption)
+    """Return ``(name, value)`` pairs as a two-column table; values that are not text read well.
+
+    A nested mapping becomes ``outer.inner`` rows; an integer under a ``ts``/``*_ts`` name reads
+    as a UTC time.
+    """
+    return Table(headings, tuple(_pairs(pairs, "")), caption)
+
+
+def _pairs(pairs, prefix: str):
+    for key, value in (pairs.items() if isinstance(pairs, Mapping) else pairs):
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield from _pairs(value, name + ".")
+        elif isinstance(value, int) and not isinstance(value, bool) and (
+                str(key) == "ts" or str(key).endswith("_ts")):
+            yield name, human_time(value)
+        else:
+            yield name, value if isinstance(value, str) else readable(value)
 
 
 def stats_table(stats, *, caption: str = "") -> Table:
