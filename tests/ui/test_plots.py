@@ -58,6 +58,7 @@ def test_backtest_chart_shows_every_candle_and_every_trade_on_linked_panes(backt
     # the ghost sits one bar after the last candle
     (g,) = _by_name(fig, "ghost")
     assert g.x[0] == np.datetime64(int(candles["ts"][-1]) + 60_000, "ms")
+    assert [a.text for a in fig.layout.annotations] == ["predicted"]
 
 
 def test_signal_ghost_and_trade_colours_differ_from_the_candles(backtest):
@@ -130,6 +131,8 @@ def test_live_chart_appends_in_place_and_stays_within_its_cap(eth_slice):
     assert price.x[-1] == np.datetime64(int(rows["ts"][-1]), "ms")
     assert len(buy.x) == len(sell.x) == 30  # only the signals of the visible candles
     assert ghost.x[0] == np.datetime64(int(rows["ts"][-1]) + 60_000, "ms")
+    (band,) = widget.layout.shapes  # one band marks the ghost's bar, moved, not piled up
+    assert np.datetime64(band.x0) < ghost.x[0] < np.datetime64(band.x1)
     assert len(sma.y) == 120
     chart.append(rows.tail(10))  # old rows again: ignored
     assert chart.n_candles == 120 and len(widget.data[0].x) == 120

@@ -127,6 +127,8 @@ class LiveChart:
                 ts, o, h, lo, cl = self._ghost
                 data[4].update(x=plots.to_datetime([ts]), open=[o], high=[h], low=[lo],
                                close=[cl])
+                band, label = plots.ghost_marks(int(ts), float(h), plots.step_of(c[:, 0]))
+                self.widget.layout.shapes, self.widget.layout.annotations = [band], [label]
             if self.overlay:
                 with_sma = plots.with_indicators(frame, [self.overlay])
                 data[5].update(x=price.x, y=with_sma[self.overlay].to_numpy())

@@ -46,7 +46,9 @@ def to_datetime(ts_ms) -> np.ndarray:
     return np.asarray(ts_ms, dtype=np.int64).astype("datetime64[ms]")
 
 
-def _step_ms(ts: np.ndarray) -> int:
+def step_of(ts) -> int:
+    """The bar size in ms: the median step of ``ts`` (one minute for a single bar)."""
+    ts = np.asarray(ts)
     return int(np.median(np.diff(ts))) if ts.size > 1 else 60_000
 
 
@@ -309,7 +311,7 @@ def market_figure(candles: pl.DataFrame, *, overlays=DEFAULT_OVERLAYS, rsi: bool
     if candles.height == 0:
         raise ParameterError("market_figure needs at least one candle")
     ts = candles["ts"].to_numpy()
-    step = _step_ms(ts)
+    step = step_of(ts)
     panes = ["price", "volume"] + (["rsi"] if rsi else []) + (
         ["equity", "drawdown"] if equity is not None and equity.height else [])
     fig, row = pane_layout(panes, title=title, step_ms=step)
@@ -336,7 +338,7 @@ def market_figure(candles: pl.DataFrame, *, overlays=DEFAULT_OVERLAYS, rsi: bool
         fig.add_traces(trade_traces(trades, int(ts[-1]), float(candles["close"][-1])),
                        rows=1, cols=1)
     if ghost is not None:
-        _add_ghost(fig, ghost, int(ghost.get("ts") or ts[-1] + step))
+        _add_ghost(fig, ghost, int(ghost.get("ts") or ts[-1] + step), step)
     if "equity" in row:
         for trace in equity_traces(equity, candles):
             fig.add_trace(trace, row=row["drawdown" if trace.name == "drawdown" else "equity"],
@@ -361,12 +363,26 @@ def _padded(low: float, high: float) -> list[float]:
     return [low - pad, high + pad]
 
 
-def _add_ghost(fig: go.Figure, ghost: dict, ts: int) -> None:
-    """Add the ghost candle and a label pointing at it."""
+def ghost_marks(ts: int, high: float, step_ms: int) -> tuple[dict, dict]:
+    """A violet band over the ghost's bar and a "predicted" label above it (shape, annotation).
+
+    The band makes the predicted candle findable at a glance, however small its body.
+    """
+    x0, x1 = to_datetime([ts - step_ms // 2, ts + step_ms // 2])
+    band = dict(type="rect", xref="x", yref="y domain", x0=x0, x1=x1, y0=0, y1=1,
+                fillcolor="rgba(142,36,170,0.12)", line_width=0, layer="below")
+    label = dict(x=to_datetime([ts])[0], y=float(high), xref="x", yref="y", text="predicted",
+                 showarrow=True, arrowhead=2, arrowcolor=GHOST, ax=0, ay=-28,
+                 font=dict(color=GHOST, size=11))
+    return band, label
+
+
+def _add_ghost(fig: go.Figure, ghost: dict, ts: int, step_ms: int) -> None:
+    """Add the ghost candle, its band and its label."""
     fig.add_trace(ghost_trace(ts, ghost), row=1, col=1)
-    fig.add_annotation(x=to_datetime([ts])[0], y=float(ghost["high"]), text="predicted",
-                       showarrow=True, arrowhead=2, arrowcolor=GHOST, ax=0, ay=-28,
-                       font=dict(color=GHOST, size=11), row=1, col=1)
+    band, label = ghost_marks(ts, float(ghost["high"]), step_ms)
+    fig.add_shape(band)
+    fig.add_annotation(label)
 
 
 def equity_figure(equity: pl.DataFrame, candles: pl.DataFrame | None = None, *,
@@ -375,7 +391,7 @@ def equity_figure(equity: pl.DataFrame, candles: pl.DataFrame | None = None, *,
     if equity.height == 0:
         raise ParameterError("equity_figure needs at least one equity row")
     fig, row = pane_layout(["equity", "drawdown"], title=title,
-                           step_ms=_step_ms(equity["ts"].to_numpy()), height=420)
+                           step_ms=step_of(equity["ts"].to_numpy()), height=420)
     for trace in equity_traces(equity, candles):
         fig.add_trace(trace, row=row["drawdown" if trace.name == "drawdown" else "equity"],
                       col=1)
@@ -390,7 +406,7 @@ def predictions_figure(ts, actual, predicted, *, title: str = "",
         raise ParameterError(f"predictions_figure needs equal, non-empty series (actual "
                              f"{actual.shape}, predicted {predicted.shape})")
     x = to_datetime(ts)
-    fig, _ = pane_layout(["price", "drawdown"], title=title, step_ms=_step_ms(np.asarray(ts)),
+    fig, _ = pane_layout(["price", "drawdown"], title=title, step_ms=step_of(np.asarray(ts)),
                          height=460)
     fig.add_trace(go.Scatter(x=x, y=actual, mode="lines", name=f"actual {name}",
                              line=dict(color="#424242", width=1.4)), row=1, col=1)
