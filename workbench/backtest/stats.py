@@ -41,6 +41,7 @@ import numpy as np
 import polars as pl
 
 from workbench.backtest.simulate import SimResult
+from workbench.errors import ParameterError
 from workbench.units import (finite_or_none, human_duration, human_number, human_percent,
                              human_time, iso_duration, iso_utc, utc_datetime)
 
@@ -139,7 +140,7 @@ class BacktestStats(Mapping):
     def __init__(self, values: dict, annualisation: Annualisation):
         missing = [k for k in STATS_KEYS if k not in values]
         if missing or len(values) != len(STATS_KEYS):
-            raise ValueError(f"stats keys differ from STATS_KEYS (missing {missing})")
+            raise ParameterError(f"stats keys differ from STATS_KEYS (missing {missing})")
         self._values = {k: values[k] for k in STATS_KEYS}
         self.annualisation = annualisation
 
