@@ -9,6 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 import pytest
+from jupyter_client.jsonutil import json_clean
 
 from workbench.backtest.signals import sma_cross_signals
 from workbench.backtest.simulate import SimConfig, simulate
@@ -133,6 +134,7 @@ def test_live_chart_appends_in_place_and_stays_within_its_cap(eth_slice):
     assert ghost.x[0] == np.datetime64(int(rows["ts"][-1]) + 60_000, "ms")
     (band,) = widget.layout.shapes  # one band marks the ghost's bar, moved, not piled up
     assert np.datetime64(band.x0) < ghost.x[0] < np.datetime64(band.x1)
+    json_clean(widget.layout.to_plotly_json())  # what a kernel sends to the browser: plain JSON
     assert len(sma.y) == 120
     chart.append(rows.tail(10))  # old rows again: ignored
     assert chart.n_candles == 120 and len(widget.data[0].x) == 120

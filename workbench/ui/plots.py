@@ -46,6 +46,14 @@ def to_datetime(ts_ms) -> np.ndarray:
     return np.asarray(ts_ms, dtype=np.int64).astype("datetime64[ms]")
 
 
+def iso(ts_ms: int) -> str:
+    """One epoch-ms time as ISO text, for layout values (shapes, ranges, annotations).
+
+    A widget's layout travels as plain JSON, which has no numpy datetime scalar.
+    """
+    return str(np.datetime64(int(ts_ms), "ms"))
+
+
 def step_of(ts) -> int:
     """The bar size in ms: the median step of ``ts`` (one minute for a single bar)."""
     ts = np.asarray(ts)
@@ -352,8 +360,7 @@ def market_figure(candles: pl.DataFrame, *, overlays=DEFAULT_OVERLAYS, rsi: bool
 def _zoom_to(fig: go.Figure, shown: pl.DataFrame, step: int) -> None:
     """Start zoomed on ``shown`` (its time span plus the ghost's bar, its price range)."""
     ts = shown["ts"].to_numpy()
-    fig.update_xaxes(range=[to_datetime([ts[0] - step // 2])[0],
-                            to_datetime([ts[-1] + 2 * step])[0]])
+    fig.update_xaxes(range=[iso(ts[0] - step // 2), iso(ts[-1] + 2 * step)])
     fig.update_yaxes(range=_padded(float(shown["low"].min()), float(shown["high"].max())),
                      row=1, col=1)
 
@@ -368,10 +375,10 @@ def ghost_marks(ts: int, high: float, step_ms: int) -> tuple[dict, dict]:
 
     The band makes the predicted candle findable at a glance, however small its body.
     """
-    x0, x1 = to_datetime([ts - step_ms // 2, ts + step_ms // 2])
-    band = dict(type="rect", xref="x", yref="y domain", x0=x0, x1=x1, y0=0, y1=1,
+    band = dict(type="rect", xref="x", yref="y domain", x0=iso(ts - step_ms // 2),
+                x1=iso(ts + step_ms // 2), y0=0, y1=1,
                 fillcolor="rgba(142,36,170,0.12)", line_width=0, layer="below")
-    label = dict(x=to_datetime([ts])[0], y=float(high), xref="x", yref="y", text="predicted",
+    label = dict(x=iso(ts), y=float(high), xref="x", yref="y", text="predicted",
                  showarrow=True, arrowhead=2, arrowcolor=GHOST, ax=0, ay=-28,
                  font=dict(color=GHOST, size=11))
     return band, label
