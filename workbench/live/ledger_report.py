@@ -8,16 +8,17 @@ later ledger adds, see :data:`GROUP_COLUMNS`), keep the range of model versions 
 bucket confidence into at most ten buckets for a reliability diagram and bin time for a hit rate
 over time. Counts are ``Int64`` (never a ``decimal[38,0]``).
 
-A prediction is a hit when its action equals the realised one: BUY for a realised move above
-``+hold_band`` percent, SELL below ``-hold_band``, HOLD in between (as
-:func:`workbench.live.ledger.ledger_summary`).
+A prediction is a hit when its action equals the realised one
+(:func:`workbench.actions.realised_actions`: BUY above ``+hold_band`` percent, SELL below
+``-hold_band``, HOLD in between), as in :func:`workbench.live.ledger.ledger_summary`.
 """
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
+from workbench.actions import ACTIONS, HOLD_BAND, realised_actions
 from workbench.errors import ParameterError
-from workbench.live.ledger import HOLD_BAND
 
 #: the columns a ledger can be grouped by, coarsest first; absent ones are skipped
 GROUP_COLUMNS = ("run_id", "parent_run_id", "session_id")
@@ -30,12 +31,15 @@ def group_columns(ledger: pl.DataFrame) -> list[str]:
 
 
 def scored(ledger: pl.DataFrame, hold_band: float = HOLD_BAND) -> pl.DataFrame:
-    """Rows whose outcome is known, with ``realised_action`` and ``hit`` (bool) added."""
-    move = pl.col("realised_move")
-    return ledger.filter(move.is_not_null()).with_columns(
-        pl.when(move > hold_band).then(pl.lit("BUY")).when(move < -hold_band)
-        .then(pl.lit("SELL")).otherwise(pl.lit("HOLD")).alias("realised_action")
-    ).with_columns((pl.col("predicted_action") == pl.col("realised_action")).alias("hit"))
+    """Rows whose outcome is known, with ``realised_action`` and ``hit`` (bool) added.
+
+    The realised action is :func:`workbench.actions.realised_actions`, the rule the store's
+    ledger SQL and the live labels use.
+    """
+    known = ledger.filter(pl.col("realised_move").is_not_null())
+    names = np.asarray(ACTIONS)[realised_actions(known["realised_move"].to_numpy(), hold_band)]
+    return known.with_columns(pl.Series("realised_action", names, dtype=pl.String)) \
+        .with_columns((pl.col("predicted_action") == pl.col("realised_action")).alias("hit"))
 
 
 def summary_by(rows: pl.DataFrame, by: str | list[str]) -> pl.DataFrame:

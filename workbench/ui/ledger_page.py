@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 import polars as pl
 
+from workbench.actions import HOLD_BAND
 from workbench.live import ledger_report as lr
-from workbench.live.ledger import HOLD_BAND
 from workbench.ui import plots, tables
 
 MAX_LINES = 10
