@@ -1,9 +1,10 @@
 """Readable and machine-readable forms of times, durations and numbers with units.
 
 One place for how the workbench writes a number for a person (``2025-06-01 14:03 UTC``,
-``2 d 03:15``, ``12.34 %``, ``10,512.80 $``) and for a machine (ISO-8601 ``2025-06-01T14:03:00Z``,
-``P2DT3H15M``, non-finite as ``None``). Tables, statistics blocks, reports and the CLI use these
-helpers so that a time or a percentage reads the same on every page.
+``2 d 3 h 15 min``, ``12.34 %``, ``10,512.80 $``) and for a machine (ISO-8601 durations
+``P2DT3H15M``, non-finite as ``None``; ISO times are :func:`workbench.data.epoch.iso_utc`).
+Tables, statistics blocks, reports and the CLI use these helpers so that a time or a percentage
+reads the same on every page.
 """
 from __future__ import annotations
 
@@ -16,13 +17,6 @@ _MS_PER_DAY = 86_400_000
 def utc_datetime(ts_ms: int) -> datetime:
     """Return epoch milliseconds as a timezone-aware UTC :class:`datetime`."""
     return datetime.fromtimestamp(int(ts_ms) / 1000, tz=timezone.utc)
-
-
-def iso_utc(ts: int | None) -> str | None:
-    """Return epoch ms ``ts`` as ISO-8601 UTC text (``2025-05-20T00:00:00Z``), or ``None``."""
-    if ts is None:
-        return None
-    return utc_datetime(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def iso_duration(value: timedelta | None) -> str | None:

@@ -7,11 +7,11 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from workbench.backtest.stats import STATS_KEYS
 from workbench.cli import app
 from workbench.cli.backtest import parse_when
-from workbench.backtest.stats import STATS_KEYS
+from workbench.data.epoch import iso_utc
 from workbench.errors import ParameterError
-from workbench.units import iso_utc
 
 from tests.backtest.test_parity import sma_cross_signals
 

@@ -41,9 +41,10 @@ import numpy as np
 import polars as pl
 
 from workbench.backtest.simulate import SimResult
+from workbench.data.epoch import iso_utc
 from workbench.errors import ParameterError
 from workbench.units import (finite_or_none, human_duration, human_number, human_percent,
-                             human_time, iso_duration, iso_utc, utc_datetime)
+                             human_time, iso_duration, utc_datetime)
 
 _DAY_MS = 86_400_000
 

@@ -46,7 +46,6 @@ from workbench.data.timeframes import (TIMEFRAME_MS, is_calendar, timeframe_ms,
                                        validate_timeframe)
 from workbench.errors import DataValidationError, NotFoundError
 from workbench.paths import DATA_DIR, SHIPPED_SERIES
-from workbench.units import iso_utc
 
 #: every validation rule, by the short name carried in ``DataValidationError.rule``
 RULES = {
