@@ -71,16 +71,16 @@ def live_modes(store: Store, candles: int = 300) -> None:
 def backtest(store: Store, days: int = 3) -> None:
     """Backtest the quick model over the last ``days`` of ETH/USDT 1m (the visible range)."""
     from workbench.backtest.engine import BacktestConfig, run_backtest
+    from workbench.backtest.stats import format_stats
 
     end = store.last_ts(*ETH)
     result = run_backtest(BacktestConfig(*ETH, start=end - days * 86_400_000, end=end,
                                          model=_STATE["run_id"]), store=store)
-    st = result.stats
-    _STATE["backtest"] = st
-    win = "n/a (no closed trade)" if st["win_rate"] != st["win_rate"] else f"{st['win_rate']:.3f}"
-    print(f"   backtest {result.backtest_id}: trades={st['n_trades']} win_rate={win} "
-          f"return={st['return_pct']:+.4%} max_drawdown={st['max_drawdown']:.4%} "
-          f"sharpe={st['sharpe']:.2f} exposure={st['exposure']:.3f}")
+    _STATE["backtest"] = result.stats
+    text = dict(format_stats(result.stats))
+    print(f"   backtest {result.backtest_id}: " + ", ".join(
+        f"{k} {text[k]}" for k in ("# Trades", "Win Rate [%]", "Return [%]", "Max. Drawdown [%]",
+                                   "Sharpe Ratio", "Exposure Time [%]")))
 
 
 def notebooks(store: Store) -> None:

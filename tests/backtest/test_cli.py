@@ -7,8 +7,10 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from workbench.backtest.stats import STATS_KEYS
 from workbench.cli import app
 from workbench.cli.backtest import parse_when
+from workbench.data.epoch import iso_utc
 from workbench.errors import ParameterError
 
 from tests.backtest.test_parity import sma_cross_signals
@@ -34,11 +36,19 @@ def test_backtest_signals_json_is_stored(eth_store, eth_slice, signal_file):
                "--json")
     assert out.exit_code == 0, out.output
     summary = json.loads(out.stdout)
-    assert summary["n_bars"] == 2900 and summary["n_trades"] > 10
+    stats = summary["stats"]
+    assert list(stats) == list(STATS_KEYS)
+    assert summary["n_bars"] == 2900 and stats["# Trades"] > 10
     assert summary["start_ts"] == ts[100] and summary["end_ts"] == ts[2999]
+    assert stats["Start"] == iso_utc(ts[100]) and stats["Duration"] == "P2DT19M"
+    assert stats["Avg. Trade Duration"].startswith("PT")
+    # the stored slice holds two weekdays only: nothing shows the market trades on weekends
+    assert summary["annualisation"]["periods_per_year"] == 252
+    assert "252 days a year" in summary["annualisation"]["text"]
     row = eth_store.backtests().row(0, named=True)
     assert row["backtest_id"] == summary["backtest_id"]
-    assert row["final_equity"] == pytest.approx(summary["final_equity"], rel=1e-15)
+    assert row["final_equity"] == pytest.approx(stats["Equity Final [$]"], rel=1e-15)
+    assert row["return_pct"] == pytest.approx(stats["Return [%]"] / 100, rel=1e-12)
     params = json.loads(row["params"])
     assert params["sim"]["fee"] == 0.0005 and params["sim"]["long_only"] is True
     assert pl.read_parquet(summary["trades_path"])["side"].unique().to_list() == ["long"]
@@ -50,7 +60,9 @@ def test_backtest_text_output_and_iso_dates(eth_store, eth_slice, signal_file):
                "--symbol", "ETH/USDT", "--timeframe", "1m", "--start", day, "--end", day,
                "--size", "fraction", "--amount", "0.5")
     assert out.exit_code == 0, out.output
-    assert "final_equity" in out.stdout and "sharpe" in out.stdout
+    assert "Equity Final [$]" in out.stdout and "Sharpe Ratio" in out.stdout
+    assert "Start                    " + day in out.stdout and " %" in out.stdout
+    assert "252 days a year" in out.stdout
 
 
 def test_bad_signal_file_exits_2_naming_the_rule(eth_store, eth_slice, tmp_path):

@@ -36,8 +36,8 @@ def test_signal_file_backtest_equals_the_simulator_on_the_range(eth_store, eth_s
     rng = eth_slice.slice(500, 2000)
     sim = simulate(rng["open"].to_numpy(), rng["close"].to_numpy(),
                    sma_cross_signals(eth_slice["close"].to_numpy())[500:2500])
-    assert res.stats["final_equity"] == sim.final_equity
-    assert res.stats["n_bars"] == 2000 and res.stats["n_trades"] > 20
+    assert res.stats["Equity Final [$]"] == sim.final_equity
+    assert res.summary()["n_bars"] == 2000 and res.stats["# Trades"] > 20
     assert res.equity["ts"].to_list() == rng["ts"].to_list()
     assert [c[0] for c in calls] == ["load", "signals", "simulate", "simulate", "persist"]
     assert {c[0] for c in calls} == set(PHASES)
@@ -50,8 +50,9 @@ def test_results_are_persisted_queryable_and_round_trip(eth_store, eth_slice, si
     assert rows.height == 1
     row = rows.row(0, named=True)
     assert row["backtest_id"] == res.backtest_id and row["run_id"] is None
-    assert row["final_equity"] == res.stats["final_equity"]
-    assert row["n_trades"] == res.stats["n_trades"] and row["sharpe"] == res.stats["sharpe"]
+    assert row["final_equity"] == res.stats["Equity Final [$]"]
+    assert row["n_trades"] == res.stats["# Trades"]
+    assert row["sharpe"] == pytest.approx(res.stats["Sharpe Ratio"], nan_ok=True)
     assert row["start_ts"] == int(eth_slice["ts"][500])
     assert '"fill": "close"' in row["params"]
     assert res.trades_path.parent == eth_store.path.parent / "backtests" / res.backtest_id
@@ -121,3 +122,18 @@ def test_precomputed_signals_and_a_signal_source_equal_the_signal_file(eth_store
         run_backtest(cfg, store=eth_store, signals=given * 2)
 
 
+
+
+def test_annualisation_reads_the_calendar_of_the_whole_stored_series(tmp_store, eth_1m,
+                                                                     tmp_path):
+    week = eth_1m.slice(0, 8 * 1440)  # Tuesday 2025-05-20 .. Tuesday 2025-05-27: one weekend
+    tmp_store.replace_series("ETH/USDT", "1m", week)
+    path = tmp_path / "sig.parquet"
+    pl.DataFrame({"ts": week["ts"], "signal": sma_cross_signals(week["close"].to_numpy())}) \
+        .write_parquet(path)
+    ts = week["ts"]
+    res = run_backtest(BacktestConfig(symbol="ETH/USDT", timeframe="1m", start=int(ts[0]),
+                                      end=int(ts[2 * 1440 - 1]), signals_path=str(path),
+                                      persist=False), store=tmp_store)
+    ann = res.stats.annualisation  # the range holds two weekdays, the series a weekend
+    assert (ann.calendar, ann.periods_per_year, ann.n_returns) == ("24/7", 365, 1)

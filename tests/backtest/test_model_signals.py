@@ -91,7 +91,7 @@ def test_model_backtest_never_updates_weights_and_is_stored_with_the_run(runs, e
                        store=store, progress=lambda *a: calls.append(a))
     after = load_model(ids["transformer"]).state_dict_snapshot()
     assert all(torch.equal(before[k], after[k]) for k in before)
-    assert res.model_version == 0 and res.stats["n_bars"] == 1000
+    assert res.model_version == 0 and res.equity.height == 1000
     # history before the range gives the first candle of the range a full window
     assert res.equity["ts"][0] == ts[1000]
     assert [c for c in calls if c[0] == "signals"][-1] == ("signals", 1000, 1000)
@@ -152,7 +152,7 @@ def test_train_during_runs_the_replay_path_and_is_stored(runs, eth_slice):
     res = walk_forward.run_walk_forward_backtest(
         BacktestConfig(symbol="ETH/USDT", timeframe="1m", start=int(ts[1300]), end=int(ts[1329]),
                        model=ids["transformer"], train_during="pivots_only"), store=store)
-    assert res.stats["n_bars"] == 30 and res.equity["signal"].len() == 30
+    assert res.equity.height == 30 and res.equity[\"signal\"].len() == 30
     row = store.backtests(run_id=ids["transformer"]).filter(
         pl.col("backtest_id") == res.backtest_id).row(0, named=True)
     assert json.loads(row["params"])["train_during"] == "pivots_only"

@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pytest
 
 from workbench.backtest.signals import sma_cross_signals as sma_signals
@@ -82,3 +83,45 @@ def test_trades_and_final_equity_equal_backtesting_py(eth_slice, long_only, fill
         assert (closed["size"] > 0).all()
     else:
         assert (closed["size"] < 0).any() and (closed["size"] > 0).any()
+
+
+# -- the statistics block: every key equals backtesting.py's on the same trades ---------------
+
+def _series(name, eth_1m):
+    """A real slice: 60 days of ETH 15m (24/7: 365-day years) or GOOG daily (252-day years)."""
+    if name == "eth_15m":
+        from workbench.data.resample import resample_ohlcv
+
+        return resample_ohlcv(eth_1m.slice(0, 60 * 1440), "1m", "15m")
+    from workbench.paths import DATA_DIR
+
+    return pl.read_parquet(DATA_DIR / "goog_1d.parquet")
+
+
+def _assert_same(key, ours, theirs):
+    if isinstance(theirs, pd.Timestamp):
+        assert ours.replace(tzinfo=None) == theirs.to_pydatetime(), key
+    elif isinstance(theirs, pd.Timedelta) or theirs is pd.NaT:
+        assert ours == (None if theirs is pd.NaT else theirs.to_pytimedelta()), key
+    elif isinstance(theirs, (int, np.integer)) and not isinstance(theirs, bool):
+        assert ours == theirs, key
+    else:
+        np.testing.assert_allclose(ours, float(theirs), rtol=1e-9, atol=1e-12, err_msg=key)
+
+
+@pytest.mark.parametrize("long_only", [False, True], ids=["long_short", "long_only"])
+@pytest.mark.parametrize("series", ["eth_15m", "goog_1d"])
+def test_stats_equal_backtesting_py(eth_1m, series, long_only):
+    from workbench.backtest.stats import STATS_KEYS, compute_stats
+
+    frame = _series(series, eth_1m)
+    sig = sma_cross_signals(frame["close"].to_numpy())
+    theirs = _peer(frame, sig, long_only, trade_on_close=False)
+    sim = simulate(frame["open"].to_numpy(), frame["close"].to_numpy(), sig,
+                   SimConfig(fee=FEE, long_only=long_only, size=UNITS, cash=CASH))
+    ours = compute_stats(sim, frame["ts"].to_numpy(), frame["close"].to_numpy())
+    assert list(ours) == [k for k in theirs.index if not k.startswith("_")] == list(STATS_KEYS)
+    assert theirs["# Trades"] > 20
+    for key in STATS_KEYS:
+        _assert_same(key, ours[key], theirs[key])
+    assert ours.annualisation.periods_per_year == (365 if series == "eth_15m" else 252)

@@ -77,8 +77,9 @@ def test_backtest_trade_count_equals_the_cli(suite, suite_env):
         capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
     assert out.returncode == 0, out.stderr
     cli = json.loads(out.stdout)
-    assert cli["n_trades"] == rec["trades"]
-    assert cli["pnl"] == pytest.approx(rec["pnl"])
+    assert cli["stats"]["# Trades"] == rec["trades"]
+    assert cli["stats"]["Equity Final [$]"] - cli["cash"] == pytest.approx(rec["pnl"])
+    assert cli["stats"] == rec["stats"]  # the notebook's statistics block is the CLI's
 
 
 def test_price_model_and_panel_notebooks_recorded_values(suite):

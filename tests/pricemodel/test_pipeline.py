@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import onnxruntime as ort
+import polars as pl
 import pytest
 
 from workbench.data.store import Store
@@ -39,6 +40,10 @@ def test_full_run_writes_every_artifact(tiny_run):
     assert run["status"] == "completed" and run["kind"] == "pricemodel"
     assert run["started_at"] <= run["ended_at"] and run["error"] is None
     assert run["final_metrics"]["rmse"] == result.metrics["rmse"]
+    preds = pl.read_parquet(result.artifacts["predictions.parquet"])
+    assert preds.columns == ["ts", "actual", "predicted"] and preds.height > 0
+    rmse = float(((preds["predicted"] - preds["actual"]) ** 2).mean() ** 0.5)
+    assert rmse == pytest.approx(result.metrics["rmse"], rel=1e-4)
 
 
 def test_metadata_records_config_data_scaler_metrics_stages_and_versions(tiny_run):

@@ -76,7 +76,7 @@ def test_live_inference_then_stop_then_backtest(page, ui_db, quick_model):
 
     page.click("button.wb-backtest")
     page.wait_for_selector(".wb-backtest-table")
-    trades = int(page.inner_text(".wb-backtest-table td.wb-n_trades"))
+    trades = int(page.inner_text(".wb-backtest-table td[data-key='# Trades']").replace(",", ""))
     backtest_id = re.search(r"backtest (bt-\S+)", page.inner_text(".wb-backtest-table")).group(1)
     # by id alone: the panel picks the newest run, and another UI test of this worker (Train
     # Model) may have added a run after quick_model

@@ -63,13 +63,14 @@ def test_backtest_visible_chart_fills_the_result_table(panel):
     assert panel.wait_idle(120)
     result = panel.last_backtest
     assert result is not None and "wb-backtest-table" in panel.results.value
-    assert f"<td class='wb-n_trades'>{result.stats['n_trades']}</td>" in panel.results.value
+    assert f"<td data-key='# Trades'>{result.stats['# Trades']}</td>" in panel.results.value
+    assert "Sharpe Ratio" in panel.results.value and "days a year" in panel.results.value
     first, last = prepare.pick_range(panel.store, "ETH/USDT", "1m", candles=300)
     twin = run_backtest(BacktestConfig(symbol="ETH/USDT", timeframe="1m", start=first, end=last,
                                        model=panel.model.value, persist=False),
                         store=panel.store)
-    assert twin.stats["n_trades"] == result.stats["n_trades"]
-    assert twin.stats["pnl"] == pytest.approx(result.stats["pnl"])
+    assert twin.stats["# Trades"] == result.stats["# Trades"]
+    assert twin.stats["Equity Final [$]"] == pytest.approx(result.stats["Equity Final [$]"])
 
 
 def test_manual_session_buy_stores_annotation_and_counts_a_step(panel, ui_db):

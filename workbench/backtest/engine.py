@@ -33,8 +33,9 @@ import polars as pl
 
 from workbench.backtest import signals as sig
 from workbench.backtest.simulate import SimConfig, simulate
-from workbench.backtest.stats import compute_stats, equity_frame, trades_frame
 from workbench.data.ranges import load_range
+from workbench.backtest.stats import (BacktestStats, compute_stats, equity_frame, headline,
+                                      trades_frame)
 from workbench.data.store import Store
 from workbench.data.timeframes import validate_timeframe
 from workbench.errors import ConfigError, ParameterError
@@ -100,7 +101,7 @@ class BacktestResult:
 
     backtest_id: str
     config: BacktestConfig
-    stats: dict
+    stats: BacktestStats
     trades: pl.DataFrame
     equity: pl.DataFrame
     model_version: int | None = None
@@ -108,14 +109,25 @@ class BacktestResult:
     equity_path: Path | None = None
 
     def summary(self) -> dict:
-        """Return a JSON-ready summary: id, source, range, stats and file paths."""
+        """Return a JSON-ready summary: id, source, range, the ``stats`` block and file paths.
+
+        ``stats`` carries backtesting.py's keys (ISO-8601 times and durations, NaN as ``None``);
+        ``annualisation`` says how the annual figures were computed.
+        """
         eq = self.equity["ts"]
         return {"backtest_id": self.backtest_id, "run_id": self.config.model,
                 "signals_path": self.config.signals_path, "symbol": self.config.symbol,
                 "timeframe": self.config.timeframe, "start_ts": int(eq[0]),
-                "end_ts": int(eq[-1]), "model_version": self.model_version, **self.stats,
+                "end_ts": int(eq[-1]), "model_version": self.model_version,
+                "n_bars": self.equity.height, "cash": self.config.sim.cash,
+                "stats": self.stats.to_json(),
+                "annualisation": self.stats.annualisation.to_json(),
                 "trades_path": str(self.trades_path) if self.trades_path else None,
                 "equity_path": str(self.equity_path) if self.equity_path else None}
+
+    def headline(self) -> dict:
+        """Return the stored summary columns (fractions; see :func:`stats.headline`)."""
+        return headline(self.stats, self.config.sim.cash)
 
 
 def _report(progress: ProgressFn | None, phase: str, done: int, total: int) -> None:
@@ -224,7 +236,8 @@ def _persist(result: BacktestResult, store: Store, run_dir: Path | None) -> None
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     result.trades_path, result.equity_path = final / "trades.parquet", final / "equity.parquet"
-    row = {k: v for k, v in result.summary().items() if k in _SUMMARY_COLUMNS}
+    row = {k: v for k, v in {**result.summary(), **result.headline()}.items()
+           if k in _SUMMARY_COLUMNS}
     row["params"] = result.config.params()
     try:
         store.save_backtest(row)
@@ -236,6 +249,11 @@ def _persist(result: BacktestResult, store: Store, run_dir: Path | None) -> None
 _SUMMARY_COLUMNS = ("backtest_id", "run_id", "symbol", "timeframe", "start_ts", "end_ts",
                     "final_equity", "pnl", "return_pct", "n_trades", "win_rate", "max_drawdown",
                     "sharpe", "exposure", "trades_path", "equity_path")
+
+
+def _calendar_ts(store: Store, cfg: BacktestConfig) -> np.ndarray:
+    """The open times of the whole stored series: its weekends decide 365 or 252 days a year."""
+    return store.read_ts(cfg.symbol, cfg.timeframe)["ts"].to_numpy()
 
 
 def run_backtest(config: BacktestConfig, *, store: Store | None = None,
@@ -277,7 +295,7 @@ def run_backtest(config: BacktestConfig, *, store: Store | None = None,
     sim = simulate(open_, close, signal, config.sim)
     result = BacktestResult(
         backtest_id=new_backtest_id(), config=config, model_version=version,
-        stats=compute_stats(sim, open_, close, config.timeframe, config.sim.cash),
+        stats=compute_stats(sim, ts, close, calendar_ts=_calendar_ts(store, config)),
         trades=trades_frame(sim, ts), equity=equity_frame(sim, ts, signal))
     _report(progress, "simulate", 1, 1)
     if config.persist:

@@ -52,15 +52,19 @@ def _progress_bar():
     return progress
 
 
-def _print_summary(summary: dict) -> None:
+def _print_result(result) -> None:
+    """Print the statistics block as backtesting.py's names with units, then the file paths."""
+    from workbench.backtest.stats import format_stats
+
+    summary = result.summary()
     typer.echo(f"backtest {summary['backtest_id']}  {summary['symbol']} {summary['timeframe']}  "
                f"{summary['n_bars']} candles")
-    for key in ("final_equity", "pnl", "return_pct", "n_trades", "win_rate", "max_drawdown",
-                "sharpe", "exposure", "fees_paid"):
-        typer.echo(f"  {key:<14} {summary[key]:.6g}")
+    for name, value in format_stats(result.stats):
+        typer.echo(f"  {name:<24} {value}")
+    typer.echo(f"  ({result.stats.annualisation.describe()})")
     if summary.get("trades_path"):
-        typer.echo(f"  trades         {summary['trades_path']}")
-        typer.echo(f"  equity         {summary['equity_path']}")
+        typer.echo(f"  trades  {summary['trades_path']}")
+        typer.echo(f"  equity  {summary['equity_path']}")
 
 
 def backtest(
@@ -103,7 +107,7 @@ def backtest(
                               progress=None if as_json else _progress_bar())
     except WorkbenchError as exc:
         _common.fail(exc)
-    _common.emit(result.summary(), as_json, _print_summary)
+    _common.emit(result.summary(), as_json, lambda _: _print_result(result))
 
 
 def lookahead_check(

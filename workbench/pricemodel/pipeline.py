@@ -25,6 +25,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+import polars as pl
+
 from workbench.data.store import Store
 from workbench.data.timeframes import validate_timeframe
 from workbench.errors import ParameterError
@@ -192,6 +195,7 @@ def _diagnose(clock: StageClock, config: TrainingConfig, model, fm, windows, his
     test = windows.test
     pred = clock.run("evaluation", diagnostics.predict, model, test.x)
     out = {"metrics": diagnostics.regression_metrics(test.y, pred, fm.scaler), "robustness": None}
+    _write_predictions(fm, test, pred, run_dir)
     if config.skip_plots:
         clock.skip("plots", "skip_plots")
     else:
@@ -216,6 +220,14 @@ def _plots(fm, test, pred, history, run_dir: Path) -> list[str]:
                                      fm.scaler.inverse(pred), plots / "predictions.png")
     b = diagnostics.plot_loss(history, plots / "loss.png")
     return [str(a.relative_to(run_dir)), str(b.relative_to(run_dir))]
+
+
+def _write_predictions(fm, test, pred, run_dir: Path) -> None:
+    """Keep the test split's predicted and actual target (prices) for the notebook's chart."""
+    pl.DataFrame({"ts": np.asarray(fm.ts[test.target_rows], dtype=np.int64),
+                  "actual": fm.scaler.inverse(test.y).reshape(-1),
+                  "predicted": fm.scaler.inverse(pred).reshape(-1)}) \
+        .write_parquet(run_dir / "predictions.parquet")
 
 
 def _onnx(model, x, run_dir: Path) -> dict:
@@ -253,7 +265,8 @@ def _save(model, run_dir: Path, meta: dict) -> dict[str, str]:
     artifacts.save_keras(model, run_dir)
     artifacts.write_json(run_dir / "scaler.json", meta["scaler"])
     artifacts.write_json(run_dir / "config.json", meta["config"])
-    names = ["model.keras", "scaler.json", "config.json", "metadata.json", "run.json"]
+    names = ["model.keras", "scaler.json", "config.json", "metadata.json", "run.json",
+             "predictions.parquet"]
     names += ["model.onnx"] if meta["onnx"] else []
     names += ["plots/predictions.png", "plots/loss.png"] if meta["diagnostics"]["plots"] else []
     return {n: str(run_dir / n) for n in names}

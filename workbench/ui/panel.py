@@ -22,6 +22,7 @@ machine :mod:`workbench.ui.panel_state`.
 from __future__ import annotations
 
 import io
+from html import escape
 import threading
 import time
 from collections import deque
@@ -30,6 +31,7 @@ import ipywidgets as w
 import polars as pl
 
 from workbench.actions import ACTIONS
+from workbench.backtest.stats import format_stats
 from workbench.errors import WorkbenchError
 from workbench.jobs import CallableJob
 from workbench.live.modes import TrainingMode
@@ -319,8 +321,9 @@ class ControlPanel:
         self.chart.value = _png(fig)
         self.chart_caption.value = f"backtest {result.backtest_id}: last {shown.height} candles"
         s = result.stats
-        self.log(f"backtest {result.backtest_id}: {s['n_trades']} trades, pnl {s['pnl']:.2f}, "
-                 f"win rate {s['win_rate']:.3f}")
+        text = dict(format_stats(s))
+        self.log(f"backtest {result.backtest_id}: {text['# Trades']} trades, return "
+                 f"{text['Return [%]']}, win rate {text['Win Rate [%]']}")
 
     def start_training(self) -> None:
         """Train the picked model (or a fresh quick one) on the picked range, through its lock."""
@@ -486,15 +489,11 @@ def _hhmm(ts: int) -> str:
     return time.strftime("%m-%d %H:%M", time.gmtime(ts / 1000))
 
 
-def _stats_table(stats: dict, backtest_id: str) -> str:
-    keys = ("n_trades", "pnl", "return_pct", "win_rate", "max_drawdown", "sharpe", "exposure",
-            "final_equity")
-    rows = "".join(f"<tr><td>{k}</td><td class='wb-{k}'>{_fmt(stats.get(k))}</td></tr>"
-                   for k in keys)
+def _stats_table(stats, backtest_id: str) -> str:
+    """The statistics block as HTML: backtesting.py's names, values with units."""
+    rows = "".join(f"<tr><td>{escape(k)}</td><td data-key='{escape(k)}'>{escape(v)}</td></tr>"
+                   for k, v in format_stats(stats))
     return (f"<table class='wb-backtest-table'><caption>backtest {backtest_id}</caption>"
-            f"<tr><th>statistic</th><th>value</th></tr>{rows}</table>")
-
-
-def _fmt(value) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
+            f"<tr><th>statistic</th><th>value</th></tr>{rows}</table>"
+            f"<p class='wb-annualisation'>{escape(stats.annualisation.describe())}</p>")
 
