@@ -119,6 +119,9 @@ STEPS: list[tuple[str, Callable[[Store], None]]] = [
 def main(argv: list[str] | None = None) -> int:
     """Run every demo step on the store of ``--db`` (default: ``$WORKBENCH_DB``, then the project
     database); runs are written beside that database. Returns the exit status."""
+    from workbench.ui.kernel_startup import quiet_libraries
+
+    quiet_libraries()  # before Lightning/TensorFlow load: their info lines and warnings stay out
     parser = argparse.ArgumentParser(prog="python -m workbench.demo")
     parser.add_argument("--db", default=None, help="DuckDB file of the demo")
     store = Store(parser.parse_args(argv).db)

@@ -25,8 +25,12 @@ def test_voila_argv_carries_the_dashboard_settings(tmp_path):
     for setting in ("--Voila.ip=127.0.0.1", "--port=9999",
                     "--VoilaConfiguration.strip_sources=True",
                     "--VoilaConfiguration.show_tracebacks=False", "--VoilaExecutor.timeout=42",
-                    "--MappingKernelManager.cull_idle_timeout=", "--MappingKernelManager.cull_interval="):
+                    "--MappingKernelManager.cull_idle_timeout=", "--MappingKernelManager.cull_interval=",
+                    "--MappingKernelManager.cull_connected=False",
+                    "--VoilaConfiguration.preheat_kernel=True", "--VoilaConfiguration.template=workbench"):
         assert setting in argv
+    # a kernel whose tab is gone is culled within 2 minutes
+    assert dashboard.CULL_IDLE_TIMEOUT + dashboard.CULL_INTERVAL <= 120
 
 
 def test_serving_dir_holds_only_the_listed_notebooks(tmp_path):
@@ -36,6 +40,8 @@ def test_serving_dir_holds_only_the_listed_notebooks(tmp_path):
     (src / "secret.txt").write_text("no")
     served = dashboard.prepare_serving_dir(["a"], tmp_path / "serve", notebooks_dir=src)
     assert sorted(p.name for p in served.iterdir()) == ["a.ipynb"]
+    everything = dashboard.prepare_serving_dir(None, tmp_path / "all", notebooks_dir=src)
+    assert sorted(p.name for p in everything.iterdir()) == ["a.ipynb", "b.ipynb"]
     with pytest.raises(NotFoundError):
         dashboard.prepare_serving_dir(["zzz"], tmp_path / "serve2", notebooks_dir=src)
 
@@ -144,9 +150,10 @@ def test_workbench_dashboard_command_serves_and_stops_with_its_server(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_http(f"http://127.0.0.1:{port}/", proc)
-        with pytest.raises(urllib.error.HTTPError):  # only the explicit list is served
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/voila/render/02_train.ipynb",
-                                   timeout=30)
+        for outside in ("README.md", "pyproject.toml", "workbench/paths.py"):  # notebooks only
+            with pytest.raises(urllib.error.HTTPError):
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/voila/files/{outside}",
+                                       timeout=30)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
         deadline = time.monotonic() + 15
@@ -161,3 +168,156 @@ def test_workbench_dashboard_command_serves_and_stops_with_its_server(tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+# -- hardening against a real `workbench dashboard` (issue 11 point 5) ---------------------------
+
+PROXY_HOST = "dash.example.org"
+
+
+@pytest.fixture(scope="module")
+def cli_dashboard(tmp_path_factory):
+    """A real `workbench dashboard --allow-host dash.example.org` on an empty store."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.ui.voila_server import free_port, wait_http
+
+    d = tmp_path_factory.mktemp("cli-dash")
+    port = free_port()
+    env = dict(os.environ, WORKBENCH_DB=str(d / "wb.duckdb"), WORKBENCH_RUNS=str(d / "runs"))
+    log = open(d / "dashboard.log", "w")
+    proc = subprocess.Popen([sys.executable, "-c", "from workbench.cli import main; main()",
+                             "dashboard", "--port", str(port), "--allow-host", PROXY_HOST],
+                            env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(base + "/", proc)
+        yield base, port
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def _status(url: str, **headers) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=120):
+            return 200
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_landing_page_lists_every_notebook_with_title_and_description(cli_dashboard):
+    from workbench.ui.voila_app import landing_entries
+    from workbench.paths import NOTEBOOKS_DIR
+
+    base, _ = cli_dashboard
+    page = urllib.request.urlopen(base + "/", timeout=60).read().decode()
+    entries = landing_entries(NOTEBOOKS_DIR)
+    assert len(entries) >= 7
+    for entry in entries:
+        assert f"/voila/render/{entry['file']}" in page
+        assert entry["title"] in page and entry["description"]
+        assert entry["description"].replace("'", "&#x27;") in page
+    assert "https://" not in page
+
+
+def test_forged_host_is_refused_and_allowed_host_served(cli_dashboard):
+    base, port = cli_dashboard
+    assert _status(base + "/") == 200
+    for forged in ("evil.com", f"evil.com:{port}", "127.0.0.1.evil.com", "localhost.evil.com"):
+        assert _status(base + "/", Host=forged) == 403, forged
+        assert _status(base + "/voila/render/06_ledger.ipynb", Host=forged) == 403, forged
+        assert _status(base + "/voila/static/voila.js", Host=forged) == 403, forged
+    assert _status(base + "/", Host=f"localhost:{port}") == 200
+    assert _status(base + "/", Host=PROXY_HOST) == 200  # --allow-host
+    assert _status(base + "/", Host=f"127.0.0.1:{port}", Origin="http://evil.com") == 403
+
+
+def _page_kernel(base: str, name: str) -> str:
+    page = urllib.request.urlopen(f"{base}/voila/render/{name}", timeout=300).read().decode()
+    return re.search(r'"kernelId":\s*"([0-9a-f-]{36})"', page).group(1)
+
+
+def test_websocket_with_a_foreign_origin_is_refused(cli_dashboard):
+    import websocket
+
+    base, port = cli_dashboard
+    kernel_id = _page_kernel(base, "06_ledger.ipynb")
+    url = f"ws://127.0.0.1:{port}/api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}"
+    with pytest.raises(websocket.WebSocketBadStatusException) as err:
+        websocket.create_connection(url, origin="http://evil.com", timeout=30)
+    assert err.value.status_code == 403
+    with pytest.raises(websocket.WebSocketBadStatusException):  # DNS rebinding: both forged
+        websocket.create_connection(url, origin="http://evil.com", host="evil.com", timeout=30)
+    ws = websocket.create_connection(url, origin=f"http://127.0.0.1:{port}", timeout=30)
+    ws.close()  # control: the served origin connects
+
+
+def test_comm_open_for_an_unknown_module_sends_no_traceback(cli_dashboard):
+    import websocket
+
+    base, port = cli_dashboard
+    kernel_id = _page_kernel(base, "06_ledger.ipynb")
+    session = uuid.uuid4().hex
+    ws = websocket.create_connection(
+        f"ws://127.0.0.1:{port}/api/kernels/{kernel_id}/channels?session_id={session}",
+        origin=f"http://127.0.0.1:{port}", timeout=30)
+    try:
+        state = {"_model_module": "evil-module-4711", "_model_module_version": "9.9.9",
+                 "_model_name": "EvilModel", "_view_module": "evil-module-4711",
+                 "_view_module_version": "9.9.9", "_view_name": "EvilView"}
+        ws.send(_msg("comm_open", {"comm_id": uuid.uuid4().hex, "target_name": "jupyter.widget",
+                                   "data": {"state": state, "buffer_paths": []}}, session))
+        ws.send(_msg("comm_open", {"comm_id": uuid.uuid4().hex, "target_name": "no.such.target",
+                                   "data": {}}, session))
+        replies = _replies(ws, 8.0)
+        ws.send(_msg("kernel_info_request", {}, session))  # control: the socket is alive
+        alive = _replies(ws, 15.0)
+    finally:
+        ws.close()
+    text = json.dumps(replies)
+    assert "Traceback" not in text and ".py" not in text and "site-packages" not in text
+    assert not [m for m in replies if m.get("msg_type") in ("stream", "error")]
+    assert any(m.get("msg_type") == "kernel_info_reply" for m in alive)
+
+
+def test_kernel_of_a_tab_gone_without_goodbye_is_culled(tmp_path):
+    """A page fetched and never connected (a crashed tab) leaves a kernel; culling ends it."""
+    from tests.ui.voila_server import free_port, kernel_count, wait_http, wait_kernels
+
+    make_notebook(tmp_path / "nbs" / "page.ipynb", 'title = "t"  # a title', "x = 1")
+    port = free_port()
+    with open(tmp_path / "voila.log", "w") as log:
+        proc, state = dashboard.launch(port, names=["page"], notebooks_dir=tmp_path / "nbs",
+                                       log_file=log, cull_idle_timeout=4, cull_interval=2)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_http(base + "/", proc)
+            assert wait_kernels(proc, 1) == 1  # the preheated one
+            urllib.request.urlopen(base + "/voila/render/page.ipynb", timeout=120).read()
+            assert wait_kernels(proc, 2, deadline_s=60, settle_s=0) == 2  # served + refilled pool
+            assert wait_kernels(proc, 1, deadline_s=60) == 1, kernel_count(proc)  # culled
+        finally:
+            dashboard.stop(proc, state)
+
+
+def test_report_copies_are_read_only_and_the_panel_is_not(tmp_path):
+    import papermill
+
+    from workbench.paths import NOTEBOOKS_DIR
+
+    served = dashboard.prepare_serving_dir(None, tmp_path / "serve")
+    for path in sorted(served.glob("*.ipynb")):
+        source = papermill.inspect_notebook(str(NOTEBOOKS_DIR / path.name))
+        injected = "read_only = True" in path.read_text()
+        assert injected == ("read_only" in source), path.name
+    assert "read_only = True" in (served / "04_backtest.ipynb").read_text()
+    assert "read_only = True" not in (served / "00_control_panel.ipynb").read_text()

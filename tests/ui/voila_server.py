@@ -44,3 +44,95 @@ def running_voila(names, notebooks_dir: Path, log_path: Path, env: dict | None =
             yield base
         finally:
             dashboard.stop(proc, serving_dir)
+
+
+def kernel_count(proc) -> int:
+    """Return how many kernels the Voila server ``proc`` runs (its child processes)."""
+    import psutil
+
+    try:
+        return len(psutil.Process(proc.pid).children())
+    except psutil.NoSuchProcess:
+        return 0
+
+
+def wait_kernels(proc, expected: int, deadline_s: float = 120.0, settle_s: float = 3.0) -> int:
+    """Wait until the server runs ``expected`` kernels for ``settle_s`` seconds; return the count."""
+    end, stable_since, count = time.monotonic() + deadline_s, None, -1
+    while time.monotonic() < end:
+        count = kernel_count(proc)
+        if count == expected:
+            stable_since = stable_since or time.monotonic()
+            if time.monotonic() - stable_since >= settle_s:
+                return count
+        else:
+            stable_since = None
+        time.sleep(0.5)
+    return count
+
+
+def wait_settled(proc, expected: int, deadline_s: float = 300.0, idle_cpu: float = 10.0) -> None:
+    """Wait until the server runs ``expected`` kernels that are all idle: a pool kernel has then
+    finished running its notebook (Voila logs a pool "filled" as soon as its kernels start)."""
+    import psutil
+
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            kids = psutil.Process(proc.pid).children()
+            for kid in kids:
+                kid.cpu_percent(None)
+            time.sleep(2.0)
+            busy = sum(k.cpu_percent(None) for k in kids if k.is_running())
+        except psutil.NoSuchProcess:
+            continue
+        if len(kids) == expected and busy < idle_cpu:
+            return
+    raise TimeoutError(f"kernels not settled at {expected} idle ones after {deadline_s} s")
+
+
+def wait_pools_filled(log_path: Path, names, deadline_s: float = 300.0) -> None:
+    """Wait until the server's log says every served notebook's kernel pool is filled."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        text = Path(log_path).read_text(errors="replace")
+        if all(f"Kernel pool of {n}.ipynb is filled" in text for n in names):
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"kernel pools of {list(names)} not filled after {deadline_s} s")
+
+
+@contextlib.contextmanager
+def running_dashboard(log_path: Path, env: dict | None = None, names=None,
+                      timeout: int = 300) -> Iterator[tuple[str, object]]:
+    """Yield ``(base_url, process)`` of a full dashboard whose preheated pools are all filled."""
+    from workbench.paths import NOTEBOOKS_DIR
+
+    names = names or dashboard.dashboard_notebooks()
+    port = free_port()
+    with open(log_path, "w") as log:
+        proc, state_dir = dashboard.launch(port, names=names, notebooks_dir=NOTEBOOKS_DIR, env=env,
+                                           log_file=log, timeout=timeout)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_http(base + "/", proc)
+            wait_pools_filled(log_path, names)
+            wait_settled(proc, len(names))
+            yield base, proc
+        finally:
+            dashboard.stop(proc, state_dir)
+
+
+#: JavaScript run after navigation: ms from navigation start until Voila shows the cells
+FIRST_PAINT_JS = "() => performance.now()"
+
+
+def open_page(tab, url: str, timeout_ms: int = 120_000) -> float:
+    """Navigate ``tab`` to a Voila page; return the seconds until its cells are shown.
+
+    Voila keeps ``#rendered_cells`` hidden behind a spinner until every output and widget is
+    rendered, so its becoming visible is the page's first meaningful paint.
+    """
+    tab.goto(url, wait_until="commit", timeout=timeout_ms)
+    tab.wait_for_selector("#rendered_cells", state="visible", timeout=timeout_ms)
+    return tab.evaluate(FIRST_PAINT_JS) / 1000.0

@@ -71,12 +71,16 @@ def run(
 def dashboard(
     port: int = typer.Option(8866, "--port", help="Port to serve on (127.0.0.1 only)."),
     timeout: int = typer.Option(300, "--timeout", help="Per-cell executor timeout in seconds."),
+    allow_host: List[str] = typer.Option(
+        [], "--allow-host", help="Also accept requests for this host name (a proxy in front); "
+                                 "repeatable. 127.0.0.1 and localhost are always accepted."),
 ) -> None:
     """Serve the control panel and the read-only report notebooks with Voila on 127.0.0.1."""
     from workbench.ui.dashboard import serve
 
     os.environ["WORKBENCH_DB"] = str(_common.db_path())  # --db wins over an inherited variable
-    raise typer.Exit(serve(port=port, timeout=timeout, db=str(_common.db_path())))
+    raise typer.Exit(serve(port=port, timeout=timeout, db=str(_common.db_path()),
+                           allow_hosts=allow_host))
 
 
 def register(app: typer.Typer) -> None:

@@ -27,6 +27,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -214,15 +215,23 @@ def ensure_kernel(name: str = KERNEL_NAME) -> None:
 
 @contextlib.contextmanager
 def _kernel_env(record_file: Path, extra: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables the kernel inherits, restoring them afterwards."""
+    """Set environment variables the kernel inherits, restoring them afterwards.
+
+    The kernel's IPython folder is a temporary one whose startup file quiets library warnings
+    and logs (:func:`workbench.ui.kernel_startup.notebook_kernel`).
+    """
+    from workbench.ui.kernel_startup import write_startup
+
+    ipython = tempfile.TemporaryDirectory(prefix="workbench-ipython-")
     values = {RECORD_ENV: str(record_file), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
               "TF_CPP_MIN_LOG_LEVEL": "2", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-              **extra}
+              "IPYTHONDIR": str(write_startup(Path(ipython.name), "notebook_kernel")), **extra}
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
         yield
     finally:
+        ipython.cleanup()
         for key, old in saved.items():
             if old is None:
                 os.environ.pop(key, None)
@@ -244,16 +253,11 @@ def _show_failing_source(ipynb: Path) -> None:
 
 
 def export_html(ipynb: Path) -> Path:
-    """Write ``<name>.html`` next to an executed notebook, code inputs hidden; return its path."""
-    import nbformat
-    from nbconvert import HTMLExporter
+    """Write ``<name>.html`` next to an executed notebook: code inputs hidden, nothing fetched
+    from a CDN, widgets as static snapshots (see :mod:`workbench.ui.report_html`)."""
+    from workbench.ui.report_html import export_offline
 
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
-                            exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(ipynb, as_version=4))
-    out = ipynb.with_suffix(".html")
-    out.write_text(body, encoding="utf-8")
-    return out
+    return export_offline(ipynb)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -373,6 +377,38 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _iso_ms(value: float) -> str:
+    moment = _dt.datetime.fromtimestamp(value / 1000, tz=_dt.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _percent(fraction: float) -> str:
+    return f"{fraction * 100:.2f} %"
+
+
+def _dollars(value: float) -> str:
+    return f"{value:,.2f} $"
+
+
+#: how the index shows a recorded value: by record name, else by name suffix (``_ts``, ``_s``);
+#: fractions are shown as percentages, epoch-ms times as ISO UTC
+RECORD_FORMATS: dict[str, Any] = {
+    "_ts": _iso_ms, "_s": lambda v: f"{v:.1f} s", "pnl": _dollars, "equity": _dollars,
+    "return_pct": _percent, "win_rate": _percent, "hit_rate": _percent,
+    "max_drawdown": _percent, "best_val_acc": _percent,
+}
+
+
+def format_record(key: str, value: Any) -> str:
+    """Return a recorded value as the index shows it (see :data:`RECORD_FORMATS`)."""
+    fmt = RECORD_FORMATS.get(key) or next(
+        (f for suffix, f in RECORD_FORMATS.items() if suffix.startswith("_") and key.endswith(suffix)),
+        None)
+    if fmt and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return fmt(value)
+    return _fmt(value)
+
+
 def collect_reports(reports_root: Path = REPORTS_DIR) -> list[dict[str, Any]]:
     """Return every report's summary found under ``reports_root/<date>/``, newest date first."""
     found = []
@@ -392,22 +428,41 @@ def collect_reports(reports_root: Path = REPORTS_DIR) -> list[dict[str, Any]]:
     return found
 
 
+def _extras(reports_root: Path) -> str:
+    """Links to the overview chart and the benchmark results, when they exist."""
+    links = []
+    if (reports_root / "overview.png").exists():
+        links.append("<li><a href='overview.png'>overview.png</a>: ETH/USDT candles with pivots</li>")
+    for bench in sorted((reports_root / "bench").glob("*.json")):
+        try:
+            measured = json.loads(bench.read_text()).get("measured_at", "")
+        except (json.JSONDecodeError, AttributeError):
+            measured = "unreadable"
+        links.append(f"<li><a href='bench/{html.escape(bench.name)}'>benchmark "
+                     f"{html.escape(bench.stem)}</a> <small>{html.escape(str(measured))}</small></li>")
+    return f"<ul>{''.join(links)}</ul>" if links else ""
+
+
 def write_index(reports_root: Path = REPORTS_DIR) -> Path:
-    """Write ``reports_root/index.html`` linking every report with its headline values."""
+    """Write ``reports_root/index.html`` linking every report with its headline values, the
+    overview chart and the benchmark results."""
     rows = []
     for doc in collect_reports(reports_root):
         records = doc.get("records", {})
-        values = "<br>".join(f"{html.escape(k)} = {html.escape(_fmt(v))}"
+        values = "<br>".join(f"{html.escape(k)} = {html.escape(format_record(k, v))}"
                              for k, v in records.items() if not isinstance(v, (dict, list)))
         status = html.escape(doc.get("status", "?"))
         error = f"<br><small>{html.escape(doc['error'])}</small>" if doc.get("error") else ""
+        seconds = doc.get("seconds")
         rows.append(
             f"<tr class='{status}'><td>{html.escape(doc['date'])}</td>"
             f"<td><a href='{html.escape(doc['rel_html'])}'>{html.escape(doc.get('name', ''))}</a>"
             f" (<a href='{html.escape(doc['rel_ipynb'])}'>ipynb</a>)</td>"
-            f"<td>{status}{error}</td><td>{doc.get('seconds', '')}</td><td>{values}</td></tr>")
+            f"<td>{status}{error}</td><td>{'' if seconds is None else f'{seconds:.1f} s'}</td>"
+            f"<td>{values}</td></tr>")
+    generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     page = _INDEX_TEMPLATE.format(rows="\n".join(rows) or "<tr><td colspan=5>no reports</td></tr>",
-                                  generated=_dt.datetime.now().isoformat(timespec="seconds"))
+                                  generated=generated, extras=_extras(Path(reports_root)))
     reports_root.mkdir(parents=True, exist_ok=True)
     index = reports_root / "index.html"
     index.write_text(page, encoding="utf-8")
@@ -420,7 +475,8 @@ _INDEX_TEMPLATE = """<!doctype html>
 td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}
 tr.failed td{{background:#fdd}}</style></head>
 <body><h1>Workbench notebook reports</h1><p>generated {generated}</p>
-<table><tr><th>date</th><th>report</th><th>status</th><th>seconds</th><th>headline values</th></tr>
+{extras}
+<table><tr><th>date</th><th>report</th><th>status</th><th>run time</th><th>headline values</th></tr>
 {rows}
 </table></body></html>
 """

@@ -10,6 +10,9 @@ assume another has run first. These helpers make the preconditions explicit and 
 * :func:`ensure_model` returns the newest completed training run, training the ``--quick``
   model once when there is none. A file lock in the runs folder makes notebooks executed in
   parallel (nbval under xdist) train it once and share it.
+* :func:`page_model` is what a report page calls instead: with ``read_only`` (set by the
+  dashboard) it never ingests or trains; when the series or a model is missing it says so and
+  stops the page (:func:`stop_page`).
 """
 from __future__ import annotations
 
@@ -204,3 +207,52 @@ def scripted_labels(store, symbol: str, timeframe: str, start: int, end: int, la
     ts = store.read_ohlcv(symbol, timeframe, start, end)["ts"].to_list()
     marks = ts[every - 1::every][:len(actions)] if actions else []
     return dict(zip(marks, actions))
+
+
+def _skip_cell(lines: list[str]) -> list[str]:
+    return []
+
+
+def stop_page(message: str) -> None:
+    """Show ``message`` and make every later cell of this kernel do nothing.
+
+    A read-only page that would have to train or write to show its content stops here: the
+    reader sees why and what to run, not an error. The rest of the calling cell still runs, so
+    it must be harmless with the placeholder values the caller returns.
+    """
+    from IPython import get_ipython
+    from IPython.display import Markdown, display
+
+    display(Markdown(f"**Read-only page:** {message}"))
+    shell = get_ipython()
+    if shell is not None and _skip_cell not in shell.input_transformers_post:
+        shell.input_transformers_post.append(_skip_cell)
+
+
+def page_model(store, symbol: str, timeframe: str, model: str = "", *, read_only: bool = False,
+               model_type: str = "transformer") -> str:
+    """Return the run id a report page shows: :func:`ensure_series` + :func:`ensure_model`, or
+    with ``read_only`` the stored series and an existing model only.
+
+    With ``read_only`` and no stored series or no completed model, the page stops with a
+    message naming the command that provides it, and ``""`` is returned.
+
+    Raises
+    ------
+    NotFoundError : when ``model`` names a run that does not exist.
+    """
+    if not read_only:
+        ensure_series(store, symbol, timeframe)
+        return ensure_model(store, symbol, timeframe, model, model_type=model_type)
+    if store.last_ts(symbol, timeframe) is None:
+        stop_page(f"no {symbol} {timeframe} candles are stored yet; ingest them with "
+                  f"`workbench data ingest` (or `make demo`).")
+        return ""
+    found = ensure_model(store, symbol, timeframe, model) if model else latest_model(
+        symbol, timeframe, model_type, db=store.path)
+    if not found:
+        stop_page(f"no trained {model_type} model for {symbol} {timeframe} yet; train one with "
+                  f"`workbench train -c configs/{model_type}.yaml --quick` or the control "
+                  "panel's Train Model.")
+        return ""
+    return found
