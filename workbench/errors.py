@@ -74,3 +74,8 @@ class ExportError(WorkbenchError):
 
 class LookaheadError(WorkbenchError):
     """Raised when a computation would use data from after the decision time."""
+
+
+class LiveSourceError(WorkbenchError):
+    """Raised when a live data source (an exchange) keeps failing past its retry budget or
+    answers with an error no retry can fix (an unknown market, say)."""
