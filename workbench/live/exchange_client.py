@@ -71,7 +71,8 @@ def pro_client(exchange: str, url: str | None = None):
 
     The client's ``closed_klines()`` returns and clears the ``(event_ms, [ts, o, h, l, c, v])``
     of every kline received with ``"x": true`` since the last call; ``event_ms`` is also kept as
-    ``last_event_ms``, the exchange clock the websocket has shown.
+    ``last_event_ms``, the exchange clock the websocket has shown. ``disconnects`` counts the
+    connections that closed under it (each is dialled again by the next ``watch_ohlcv``).
     """
     import ccxt.pro
 
@@ -82,7 +83,12 @@ def pro_client(exchange: str, url: str | None = None):
     class Client(base):
         def __init__(self, config):
             super().__init__(config)
-            self._closed, self.last_event_ms = [], None
+            self._closed, self.last_event_ms, self.disconnects = [], None, 0
+
+        def on_close(self, client, error):
+            # a connection the server (or the network) closed; the next watch dials again
+            self.disconnects += 1
+            return super().on_close(client, error)
 
         def handle_ohlcv(self, client, message):
             kline = message.get("k") if isinstance(message, dict) else None

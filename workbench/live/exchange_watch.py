@@ -57,7 +57,7 @@ async def watch_loop(feed, client) -> None:
             except ccxt.NetworkError as exc:  # disconnect, timeout, 429 on connect
                 task, failures = None, failures + 1
                 feed.connected = False
-                feed.reconnects += 1
+                feed.retry.network_errors += 1
                 feed.retry.last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
                 await asyncio.sleep(feed.retry.delay(failures))
                 feed.catch_up()  # what the outage missed, before the stream goes on
@@ -66,7 +66,7 @@ async def watch_loop(feed, client) -> None:
                 raise LiveSourceError(f"{feed.source} watch_ohlcv: {type(exc).__name__}: "
                                       f"{exc}") from None
             task, failures = None, 0
-            feed.connected = True
+            feed.connected, feed.reconnects = True, client.disconnects
             _on_update(feed, client, candles)
     finally:
         await _close_watch(task)
