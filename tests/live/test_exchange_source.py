@@ -113,3 +113,65 @@ def test_live_session_through_ccxt_against_the_faulty_local_exchange(sim, tmp_st
     for a, b in zip(live_preds, replay_preds):
         assert (a["ts"], a["probs"], a["candle_pct"], a["signal"]) == \
             (b["ts"], b["probs"], b["candle_pct"], b["signal"])
+
+
+def test_cli_follows_the_local_exchange_with_paper_trading_as_json(eth_store, eth_1m):
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+    from workbench.exchange.sim import ExchangeSim, ExchangeSimConfig, SimThread
+
+    from ._live_helpers import quick_run
+
+    run_id = quick_run(eth_store, max_windows=200)  # the store holds rows 20000..22999
+    served = eth_1m.slice(22_900, 200)  # the exchange: 100 stored rows, then 100 new ones
+    sim = ExchangeSim(served, ExchangeSimConfig(SYM, TF, start_index=110))
+    with SimThread(sim) as url:
+        result = CliRunner().invoke(app, [
+            "--db", str(eth_store.path), "live", "--model", run_id, "--symbol", SYM,
+            "--timeframe", TF, "--source", "exchange", "--exchange-url", url,
+            "--max-candles", "40", "--paper", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["candles"] == payload["predictions"] == 40 and payload["errors"] == 0
+    src = payload["source"]
+    assert src["transport"] == "ws" and src["backfilled"] >= 10
+    assert src["last_candle_ts"] == served["ts"][139] and src["lag_ms"] is not None
+    assert eth_store.read_ohlcv(SYM, TF).tail(40).equals(served.slice(100, 40))
+    paper = payload["paper"]
+    equity = eth_store.read_paper("equity", payload["session_id"])
+    assert equity.height == 40 and equity["equity"][-1] == paper["equity"]
+
+
+def test_bad_source_options_fail_typed(eth_store):
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+    from workbench.errors import ParameterError
+    from workbench.live.exchange_source import ExchangeSourceConfig
+
+    with pytest.raises(ParameterError, match="transport"):
+        ExchangeSourceConfig(transport="pigeon")
+    result = CliRunner().invoke(app, ["--db", str(eth_store.path), "exchange-sim", "--data",
+                                      "data/binance_ethusdt_1m.parquet", "--symbol", SYM,
+                                      "--timeframe", TF, "--faults", "drop,flood"])
+    assert result.exit_code == 2 and "flood" in result.output and "known faults" in result.output
+
+
+def test_rest_polling_follows_the_exchange_without_a_websocket(tmp_store, candles):
+    from workbench.exchange.sim import ExchangeSim, ExchangeSimConfig, SimThread, parse_faults
+
+    tmp_store.replace_series(SYM, TF, candles.head(STORED))
+    sim = ExchangeSim(candles.head(220), ExchangeSimConfig(SYM, TF, speed=6000.0,
+                                                           faults=parse_faults("429"),
+                                                           start_index=180))
+    with SimThread(sim) as url:
+        feed = ExchangeFeed.from_store(tmp_store, SYM, TF, ExchangeSourceConfig(
+            url=url, transport="rest", until=int(candles["ts"][219]), poll_s=0.05,
+            backoff_s=0.02, page=50))
+        witness = Witness(feed)
+        feed.run()
+    assert witness.rows == candles.slice(STORED, 120).rows()
+    assert all(close <= clock for close, clock in witness.clock)
+    assert feed.status()["transport"] == "rest" and feed.status()["rate_limited"] >= 1
+    assert tmp_store.read_ohlcv(SYM, TF).equals(candles.head(220))

@@ -78,6 +78,12 @@ def _print_stats(payload: dict) -> None:
     typer.echo(f"  PnL            equity {pnl['equity']:.2f}  return {pnl['return_pct']:.4f}%  "
                f"fills {pnl['fills']}")
     typer.echo(f"  errors         {payload['errors']}")
+    paper = payload.get("paper")
+    if paper:
+        typer.echo(f"  paper          position {paper['position']:g}  entry "
+                   f"{paper['entry_price']}  unrealised {paper['unrealised_pnl']:.2f}  equity "
+                   f"{paper['equity']:.2f}  fills {paper['fills']}  (session "
+                   f"{paper['session_id']})")
     src = payload.get("source")
     if src:
         typer.echo(f"  source         {src['exchange']} via {src['transport']}: last candle "
@@ -110,12 +116,15 @@ def live(
                               "epoch ms); default: until stopped."),
     max_candles: int = typer.Option(None, "--max-candles", help="Exchange: candles to emit, "
                                     "backfill included; default: until stopped."),
+    paper: bool = typer.Option(False, "--paper", help="Paper-trade the signals (orders, fills, "
+                               "equity and position kept in the store)."),
     as_json: bool = _common.JSON_OPTION,
 ) -> None:
     """Run a live session in a training mode over stored history (replay) or an exchange's
     candles as they close (exchange), and report what happened. Ctrl-C stops cleanly."""
     from workbench.cli.backtest import parse_when
-    from workbench.live.session import LiveSession, SessionConfig
+    from workbench.live.live_view import live_view, open_session
+    from workbench.live.session import SessionConfig
     from workbench.train.handle import load_model
 
     try:
@@ -125,31 +134,24 @@ def live(
                                  f"got --mode {training_mode.value}")
         labels = read_manual_labels(manual_labels) if manual_labels else None
         handle = load_model(model, _common.db_path())
-        store = _common.store()
-        feed = _source_feed(source, store, symbol, timeframe, exchange=exchange,
-                            url=exchange_url, until=parse_when(until, end=True),
-                            max_candles=max_candles, history=max(1000, handle.window))
-        session = LiveSession(handle, store, symbol, timeframe, training_mode,
-                              parse_when(start), parse_when(end, end=True), speed,
-                              config=SessionConfig(ledger=ledger, manual_labels=labels),
-                              feed=feed)
-        stats = session.run()
+        exchange_options = {} if source != "exchange" else dict(
+            exchange=exchange, url=exchange_url, until=parse_when(until, end=True),
+            max_candles=max_candles)
+        live_run = open_session(handle, _common.store(), symbol, timeframe, training_mode,
+                                source=source, start=parse_when(start),
+                                end=parse_when(end, end=True), speed=speed, paper=paper,
+                                config=SessionConfig(ledger=ledger, manual_labels=labels),
+                                **exchange_options)
+        stats = live_run.session.run()
+        view = live_view(live_run)
+        if live_run.broker is not None:
+            live_run.broker.close()
     except WorkbenchError as exc:
         _common.fail(exc)
-    status = feed.status() if hasattr(feed, "status") else None
-    _common.emit({**stats, "run_id": model, "speed": speed, "source": status}, as_json,
-                 _print_stats)
-
-
-def _source_feed(source: str, store, symbol: str, timeframe: str, **options):
-    """The feed of ``--source``: None for a replay (the session builds it), else the exchange's."""
-    if source == "replay":
-        return None
-    if source != "exchange":
-        raise ParameterError(f"--source {source!r} is not known; known sources: replay, exchange")
-    from workbench.live.exchange_source import exchange_feed
-
-    return exchange_feed(store, symbol, timeframe, **options)
+    paper_view = view["paper"] and {k: v for k, v in view["paper"].items()
+                                    if k != "equity_curve"}
+    _common.emit({**stats, "run_id": model, "speed": speed, "source": view["source"],
+                  "paper": paper_view}, as_json, _print_stats)
 
 
 def register(app: typer.Typer) -> None:

@@ -14,8 +14,9 @@ data, so the *real* ccxt client (REST and ``ccxt.pro``) can be pointed at it thr
   is answered ``{"result": null, "id": 1}``, then ``kline`` events follow: one mid-candle update
   (``"x": false``) and the final one (``"x": true``) at each close.
 
-The **clock** is sim time (epoch ms). It stands at the open of candle ``start_index`` until the
-first websocket subscription (so a client can backfill first, deterministically), then advances
+The **clock** is sim time (epoch ms). It stands at the open of candle ``start_index`` until a
+client is caught up (it subscribes to the kline stream, or asks REST for candles from that open
+on), so a client can backfill first, deterministically; then it advances
 half a candle per step: ``speed=None`` ("max") as fast as the sockets take the messages, ``N``
 N times faster than real time. Candles "close" in sim time; REST never shows a candle that has
 not opened yet.
@@ -23,7 +24,8 @@ not opened yet.
 **Faults** (``--faults``), drawn from one seeded generator so a run is reproducible:
 ``drop`` skips a websocket message, ``duplicate`` sends it twice, ``reorder`` holds it back
 behind the next one, ``disconnect`` closes every websocket (at a third of the run, then at
-random), ``429`` answers a REST request with HTTP 429 and ``Retry-After``. ``GET /sim/stats``
+random), ``429`` answers a REST request with HTTP 429 and ``Retry-After`` (the second request,
+then at random). ``GET /sim/stats``
 (not a Binance path) reports the clock and the faults injected, for tests.
 """
 from __future__ import annotations
@@ -139,7 +141,7 @@ class ExchangeSim:
         self._sockets: set[web.WebSocketResponse] = set()
         self._held: dict | None = None  # a message held back by the reorder fault
         self._clock_task: asyncio.Task | None = None
-        self.sent = 0
+        self.sent = self.requests = 0
         self.finished = False
         self.port = config.port
 
@@ -161,7 +163,8 @@ class ExchangeSim:
 
     # -- REST ----------------------------------------------------------------------------------
     def _too_many(self) -> web.Response | None:
-        if self.faults.hit("429"):
+        self.requests += 1
+        if (self.requests == 2 and self.faults.force("429")) or self.faults.hit("429"):
             return web.json_response({"code": -1003, "msg": "Too many requests (simulated)."},
                                      status=429, headers={"Retry-After": "1"})
         return None
@@ -192,6 +195,8 @@ class ExchangeSim:
         if limited is not None:
             return limited
         limit = min(int(q.get("limit", 500)), _MAX_LIMIT)
+        if int(q.get("startTime", -1)) >= self.ts[self.start_index]:
+            self._start_clock()  # a client caught up with history: time may run
         lo = int(np.searchsorted(self.ts, int(q.get("startTime", self.ts[0])), side="left"))
         if "startTime" not in q:  # Binance: without startTime, the most recent candles
             lo = max(0, int(np.searchsorted(self.ts, self.clock, side="right")) - limit)
