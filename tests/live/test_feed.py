@@ -221,7 +221,8 @@ def test_push_ignores_a_resent_candle_and_the_first_closed_value_stands(push_sto
     revised = {**eth_slice.row(2000, named=True), "volume": eth_slice["volume"][2000] + 1.0}
     assert feed.push(revised) == 0
     assert (feed.duplicates, feed.revisions) == (2, 1)
-    assert feed.revised[-1][1] == eth_slice.row(2000) and feed.revised[-1][2][5] == revised["volume"]
+    assert feed.revised[-1][1] == eth_slice.row(2000)
+    assert feed.revised[-1][2][5] == revised["volume"]
     assert push_store.read_ohlcv(SYM, TF).equals(eth_slice.head(2001))  # first value stands
     assert feed.push_many(eth_slice.slice(1999, 5)) == 3  # overlap dropped, the rest goes on
     assert len(rec.candles()) == 4 and feed.stats()["duplicates"] == 4
