@@ -59,6 +59,10 @@ async def watch_loop(feed, client) -> None:
                 feed.connected = False
                 feed.retry.network_errors += 1
                 feed.retry.last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+                if failures > cfg.max_failures:
+                    raise LiveSourceError(f"{feed.source} watch_ohlcv: gave up after "
+                                          f"{failures} failures in a row (last: "
+                                          f"{feed.retry.last_error})") from None
                 await asyncio.sleep(feed.retry.delay(failures))
                 feed.catch_up()  # what the outage missed, before the stream goes on
                 continue
