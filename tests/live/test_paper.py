@@ -69,3 +69,27 @@ def test_paper_session_over_a_day_equals_the_backtest(trained_run, sim):
     if live["position"]:
         assert live["unrealised_pnl"] == pytest.approx(
             live["position"] * (live["mark_price"] - live["entry_price"]))
+
+
+def test_the_panel_surface_replays_with_paper_trading_and_refuses_bad_sources(eth_store):
+    from workbench.errors import ParameterError
+    from workbench.live.live_view import close_session, live_view, open_session
+
+    from ._live_helpers import tiny_handle
+
+    ts = eth_store.read_ohlcv(SYM, TF)["ts"].to_numpy()
+    run = open_session(tiny_handle(1), eth_store, SYM, TF, "none", start=int(ts[100]),
+                       end=int(ts[299]), config=SessionConfig(session_id="panel"))
+    run.session.run()
+    stats = close_session(run)
+    view = live_view(run)
+    assert view["source"] is None and stats["candles"] == 200
+    paper = view["paper"]
+    assert len(paper["equity_curve"]) == 200 and paper["equity_curve"][-1][0] == int(ts[299])
+    assert paper["equity"] == view["session"]["equity"][-1][1]  # the session's own PnL
+    assert paper_view(eth_store, "panel")["equity"].height == 200
+    with pytest.raises(ParameterError, match="known sources"):
+        open_session(tiny_handle(1), eth_store, SYM, TF, "none", source="carrier-pigeon")
+    with pytest.raises(ParameterError, match="until / max_candles"):
+        open_session(tiny_handle(1), eth_store, SYM, TF, "none", source="exchange",
+                     start=int(ts[100]))

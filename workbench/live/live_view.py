@@ -57,6 +57,9 @@ def open_session(handle, store, symbol: str, timeframe: str, mode, *, source: st
         raise ParameterError(f"source {source!r} is not known; known sources: "
                              f"{', '.join(SOURCES)}")
     feed = None
+    if source == "exchange" and (start is not None or end is not None):
+        raise ParameterError("an exchange session follows new candles: bound it with until / "
+                             "max_candles, not start / end")
     if source == "exchange":
         from workbench.live.exchange_source import exchange_feed
 
