@@ -284,8 +284,21 @@ class ExchangeFeed(PushFeed):
         return out
 
 
-def exchange_feed(store, symbol: str, timeframe: str, **options) -> ExchangeFeed:
-    """Factory of the ``exchange`` live source: ``options`` are :class:`ExchangeSourceConfig`
-    fields (``exchange``, ``url``, ``until``, ``max_candles``, ...)."""
-    return ExchangeFeed.from_store(store, symbol, timeframe, ExchangeSourceConfig(**options))
+def exchange_feed(store, symbol: str, timeframe: str, *, pivot_strength: int = 2,
+                  pivot_levels: int = 3, **options) -> ExchangeFeed:
+    """Build the exchange feed of one series: ``options`` are :class:`ExchangeSourceConfig`
+    fields (``exchange``, ``url``, ``until``, ``max_candles``, ``history``, ...)."""
+    return ExchangeFeed.from_store(store, symbol, timeframe, ExchangeSourceConfig(**options),
+                                   pivot_strength=pivot_strength, pivot_levels=pivot_levels)
+
+
+def exchange_source(store, symbol: str, timeframe: str, request) -> ExchangeFeed:
+    """The ``exchange`` entry of the live data-source registry: ``factory(store, symbol,
+    timeframe, request)``. ``request`` gives ``history`` (rows before the first emitted candle)
+    and the pivot parameters; exchange options, when the request carries them, come as a dict
+    ``request.options`` (default: Binance's public endpoints, until stopped)."""
+    options = dict(getattr(request, "options", None) or {})
+    options.setdefault("history", max(int(request.history) + 1, 1000))
+    return exchange_feed(store, symbol, timeframe, pivot_strength=request.pivot_strength,
+                         pivot_levels=request.pivot_levels, **options)
 
