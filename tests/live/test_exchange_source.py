@@ -115,7 +115,21 @@ def test_live_session_through_ccxt_against_the_faulty_local_exchange(sim, tmp_st
             (b["ts"], b["probs"], b["candle_pct"], b["signal"])
 
 
-def test_cli_follows_the_local_exchange_with_paper_trading_as_json(eth_store, eth_1m):
+def _interrupt_when_stored(proc, store, last_ts) -> tuple[str, str]:
+    """Send Ctrl-C (SIGINT) to ``proc`` once ``last_ts`` is stored; return its output."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + 120
+    while store.last_ts(SYM, TF) != last_ts and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # the session now waits for candles the exchange does not have yet
+    proc.send_signal(signal.SIGINT)
+    return proc.communicate(timeout=60)
+
+
+def test_cli_follows_the_local_exchange_with_paper_trading_and_stops_on_ctrl_c(eth_store,
+                                                                                 eth_1m):
     from typer.testing import CliRunner
 
     from workbench.cli import app
@@ -126,21 +140,30 @@ def test_cli_follows_the_local_exchange_with_paper_trading_as_json(eth_store, et
     run_id = quick_run(eth_store, max_windows=200)  # the store holds rows 20000..22999
     served = eth_1m.slice(22_900, 200)  # the exchange: 100 stored rows, then 100 new ones
     sim = ExchangeSim(served, ExchangeSimConfig(SYM, TF, start_index=110))
+    args = ["--db", str(eth_store.path), "live", "--model", run_id, "--symbol", SYM,
+            "--timeframe", TF, "--source", "exchange", "--paper", "--json"]
     with SimThread(sim) as url:
-        result = CliRunner().invoke(app, [
-            "--db", str(eth_store.path), "live", "--model", run_id, "--symbol", SYM,
-            "--timeframe", TF, "--source", "exchange", "--exchange-url", url,
-            "--max-candles", "40", "--paper", "--json"])
-    assert result.exit_code == 0, result.output
+        result = CliRunner().invoke(app, [*args, "--exchange-url", url, "--max-candles", "40"])
+        assert result.exit_code == 0, result.output
+        # unbounded: runs until Ctrl-C, which ends it cleanly with its report
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from workbench.cli import main; main()", *args,
+             "--exchange-url", url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": os.getcwd()})
+        out, err = _interrupt_when_stored(proc, eth_store, served["ts"][-1])
     payload = json.loads(result.stdout)
     assert payload["candles"] == payload["predictions"] == 40 and payload["errors"] == 0
     src = payload["source"]
     assert src["transport"] == "ws" and src["backfilled"] >= 10
     assert src["last_candle_ts"] == served["ts"][139] and src["lag_ms"] is not None
-    assert eth_store.read_ohlcv(SYM, TF).tail(40).equals(served.slice(100, 40))
-    paper = payload["paper"]
     equity = eth_store.read_paper("equity", payload["session_id"])
-    assert equity.height == 40 and equity["equity"][-1] == paper["equity"]
+    assert equity.height == 40 and equity["equity"][-1] == payload["paper"]["equity"]
+
+    assert proc.returncode == 0 and "Traceback" not in err, err[-2000:]
+    stopped = json.loads(out)
+    assert stopped["state"] == "stopped" and stopped["candles"] == 60 and stopped["errors"] == 0
+    assert eth_store.read_paper("equity", stopped["session_id"]).height == 60  # flushed
+    assert eth_store.read_ohlcv(SYM, TF).tail(100).equals(served.slice(100))
 
 
 def test_bad_source_options_fail_typed(eth_store):

@@ -111,7 +111,8 @@ class ExchangeFeed(PushFeed):
         return cls(store, base.series, config, **kwargs)
 
     # -- limits --------------------------------------------------------------------------------
-    def _last_ts(self) -> int | None:
+    def last_ts(self) -> int | None:
+        """Open time of the newest candle held (stored or emitted), None when there is none."""
         return int(self.series.ts[-1]) if self.series.length else None
 
     def _limit_ts(self) -> int | None:
@@ -119,11 +120,16 @@ class ExchangeFeed(PushFeed):
         bound = self.cfg.until
         left = None if self.cfg.max_candles is None else self.cfg.max_candles - \
             self.candles_emitted
-        last = self._last_ts()
+        last = self.last_ts()
         if left is not None and last is not None and not is_calendar(self.timeframe):
             by_count = last + left * self.tf_ms
             bound = by_count if bound is None else min(bound, by_count)
         return bound
+
+    def next_open(self) -> int | None:
+        """Open time of the candle expected next (None before any candle)."""
+        last = self.last_ts()
+        return None if last is None else self._close_ts(last)
 
     def done(self) -> bool:
         """True once stopped or a limit (``until``, ``max_candles``) is reached."""
@@ -131,7 +137,7 @@ class ExchangeFeed(PushFeed):
             return True
         if self.cfg.max_candles is not None and self.candles_emitted >= self.cfg.max_candles:
             return True
-        last = self._last_ts()
+        last = self.last_ts()
         return self.cfg.until is not None and last is not None and last >= self.cfg.until
 
     def _within_limits(self, frame: pl.DataFrame) -> pl.DataFrame:
@@ -182,10 +188,10 @@ class ExchangeFeed(PushFeed):
 
     def catch_up(self) -> int:
         """Push every closed candle after the last one up to the exchange clock; return them."""
-        last = self._last_ts()
+        last = self.last_ts()
         if self.done():
             return 0
-        first = self._close_ts(last) if last is not None else self._first_fetch()
+        first = self.next_open() if last is not None else self._first_fetch()
         frame = self._within_limits(self.fetch_closed(first))
         pushed = self.push_many(frame) if frame.height else 0
         self.caught_up += frame.height
@@ -265,7 +271,7 @@ class ExchangeFeed(PushFeed):
         ``lag_ms`` is the exchange clock minus the close of the last emitted candle: about one
         candle at most while following, more while catching up.
         """
-        last = self._last_ts() if self.candles_emitted else None
+        last = self.last_ts() if self.candles_emitted else None
         last_close = None if last is None else self._close_ts(last)
         lag = None if last_close is None or self.exchange_clock is None \
             else self.exchange_clock - last_close

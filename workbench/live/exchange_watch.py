@@ -30,11 +30,11 @@ def _on_update(feed, client, candles: list) -> None:
     if closed:
         feed.push_closed([row for _event, row in closed])
     newest_open = max((int(c[0]) for c in candles), default=None)
-    last = feed._last_ts()
-    if newest_open is not None and last is not None and newest_open > feed._close_ts(last):
+    expected = feed.next_open()
+    if newest_open is not None and expected is not None and newest_open > expected:
         # the candle after the last emitted one has closed but its closing kline did not come
         # (dropped, reordered, or an exchange without the closed flag): fetch it over REST
-        feed.push_closed(feed.fetch_closed(feed._close_ts(last), newest_open).rows())
+        feed.push_closed(feed.fetch_closed(expected, newest_open).rows())
 
 
 async def watch_loop(feed, client) -> None:
