@@ -128,6 +128,9 @@ class ExchangeSim:
         if candles.height < 2:
             raise ParameterError(f"the exchange simulator needs at least 2 candles; got "
                                  f"{candles.height}")
+        if config.symbol.count("/") != 1 or "" in config.symbol.split("/"):
+            raise ParameterError(f"symbol {config.symbol!r} must be a unified BASE/QUOTE symbol "
+                                 "(e.g. ETH/USDT)")
         self.cfg, self.tf_ms = config, timeframe_ms(config.timeframe)
         self.ts = candles["ts"].cast(pl.Int64).to_numpy()
         self.ohlcv = candles.select("open", "high", "low", "close", "volume").to_numpy()
