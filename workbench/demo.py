@@ -91,7 +91,7 @@ def live_exchange(store: Store, live: int = 100, backfill: int = 100) -> None:
              "--start-index", str(100 + backfill)], stdout=subprocess.PIPE, text=True)
         try:
             url = sim.stdout.readline().split()[2]
-            run = open_session(load_model(_STATE["run_id"]), scratch, *ETH, "none",
+            run = open_session(load_model(_STATE["run_id"], store.path), scratch, *ETH, "none",
                                source="exchange", url=url, max_candles=live + backfill,
                                backoff_s=0.1, poll_s=1.0)
             st = run.session.run()
