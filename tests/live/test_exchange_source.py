@@ -179,6 +179,9 @@ def test_bad_source_options_fail_typed(eth_store):
                                       "data/binance_ethusdt_1m.parquet", "--symbol", SYM,
                                       "--timeframe", TF, "--faults", "drop,flood"])
     assert result.exit_code == 2 and "flood" in result.output and "known faults" in result.output
+    result = CliRunner().invoke(app, ["exchange-sim", "--data", "data/binance_ethusdt_1m.parquet",
+                                      "--symbol", "ETHUSDT", "--timeframe", TF])
+    assert result.exit_code == 2 and "BASE/QUOTE" in result.output
 
 
 def test_rest_polling_follows_the_exchange_without_a_websocket(tmp_store, candles):
@@ -198,6 +201,3 @@ def test_rest_polling_follows_the_exchange_without_a_websocket(tmp_store, candle
     assert all(close <= clock for close, clock in witness.clock)
     assert feed.status()["transport"] == "rest" and feed.status()["rate_limited"] >= 1
     assert tmp_store.read_ohlcv(SYM, TF).equals(candles.head(220))
-    result = CliRunner().invoke(app, ["exchange-sim", "--data", "data/binance_ethusdt_1m.parquet",
-                                      "--symbol", "ETHUSDT", "--timeframe", TF])
-    assert result.exit_code == 2 and "BASE/QUOTE" in result.output
