@@ -88,12 +88,19 @@ def _parts(config, store, repeats: int = 15) -> dict:
             "publish_ms": _median_ms(publish, repeats)}
 
 
-def replay_bench(store, ts, candles: int, repeats: int = 2) -> dict:
-    """Replay throughput of the default transformer in modes none and every_candle."""
+TINY_MODEL = {"window": 32, "d_model": 16, "n_heads": 2, "n_layers": 1, "ff_dim": 32}
+
+
+def replay_bench(store, ts, candles: int, repeats: int = 2, tiny: bool = False) -> dict:
+    """Replay throughput of the default (or a tiny) transformer in modes none and every_candle.
+
+    The tiny model makes the live path's own cost (feed, coordinator, session, lock) visible next
+    to the model's.
+    """
     from workbench.live.modes import TrainingMode
     from workbench.train.config import config_from_dict
 
-    config = config_from_dict({})
+    config = config_from_dict({"model": TINY_MODEL} if tiny else {})
     first = config.model.window + 10
     runs = {TrainingMode.NONE: [], TrainingMode.EVERY_CANDLE: []}
     for _ in range(repeats):  # interleaved, best of: the machine's load drifts
@@ -116,8 +123,7 @@ def stress_bench(store, seconds: float, tiny: bool) -> dict:
     from workbench.live.stress import StressConfig, run_stress
     from workbench.train.config import config_from_dict
 
-    model = ({"window": 32, "d_model": 16, "n_heads": 2, "n_layers": 1, "ff_dim": 32}
-             if tiny else {})
+    model = TINY_MODEL if tiny else {}
     report = run_stress(config_from_dict({"model": model}), store,
                         StressConfig(duration_s=seconds, batch_size=16))
     inf, ses, bat = report["inference"], report["session"], report["batch"]
@@ -143,16 +149,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="stress run length")
     parser.add_argument("--candles", type=int, default=200, help="candles per replay")
-    parser.add_argument("--stress-model", choices=("tiny", "default", "both"), default="both",
+    parser.add_argument("--stress-model", choices=("tiny", "default", "both", "none"),
+                        default="both",
                         help="stress the tiny model (many steps), the default transformer, both")
+    parser.add_argument("--replay-model", choices=("default", "tiny"), default="default",
+                        help="the model of the replay throughput (tiny: the live path's cost)")
+    parser.add_argument("--repeats", type=int, default=2, help="replays per mode (best of)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as folder:
         os.environ["WORKBENCH_RUNS"] = os.path.join(folder, "runs")
         store, ts = _store(folder, 6000)
         load_before = os.getloadavg()
-        replay = replay_bench(store, ts, args.candles)
-        models = ("tiny", "default") if args.stress_model == "both" else (args.stress_model,)
+        replay = replay_bench(store, ts, args.candles, args.repeats, args.replay_model == "tiny")
+        models = {"both": ("tiny", "default"), "none": ()}.get(args.stress_model,
+                                                               (args.stress_model,))
         stress = [stress_bench(store, args.seconds, m == "tiny") for m in models]
     report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                           "torch": torch.__version__, "torch_threads": torch.get_num_threads(),

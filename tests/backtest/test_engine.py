@@ -96,11 +96,28 @@ def test_walk_forward_without_a_model_is_refused(eth_store, eth_slice, signal_fi
         run_backtest(_cfg(eth_slice, signal_file, train_during="every_candle"), store=eth_store)
 
 
-def test_walk_forward_names_the_missing_session_module(eth_store, monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "workbench.live.session", None)  # import fails
+def test_walk_forward_without_its_signals_names_the_live_entry_point(eth_store):
+    """The backtest never imports the live layer: walk-forward signals must be handed in."""
     cfg = BacktestConfig(symbol="ETH/USDT", timeframe="1m", model="any-run",
                          train_during="pivots_only")
-    with pytest.raises(ConfigError, match="issue 6's session module"):
+    with pytest.raises(ConfigError, match="workbench.live.walk_forward.run_walk_forward_backtest"):
         run_backtest(cfg, store=eth_store)
+    assert eth_store.backtests().height == 0
+
+
+def test_precomputed_signals_and_a_signal_source_equal_the_signal_file(eth_store, eth_slice,
+                                                                      signal_file):
+    cfg = _cfg(eth_slice, signal_file, persist=False)
+    by_file = run_backtest(cfg, store=eth_store)
+    given = by_file.equity["signal"].to_numpy()
+    by_array = run_backtest(cfg, store=eth_store, signals=given)
+    calls = []
+    by_source = run_backtest(cfg, store=eth_store,
+                             signals=lambda c, st, pr: calls.append(c) or given)
+    assert by_array.stats == by_file.stats == by_source.stats and calls == [cfg]
+    with pytest.raises(ParameterError, match="2000 candles"):
+        run_backtest(cfg, store=eth_store, signals=given[:-1])
+    with pytest.raises(ParameterError, match="-1 .* 0 .* \\+1"):
+        run_backtest(cfg, store=eth_store, signals=given * 2)
+
+

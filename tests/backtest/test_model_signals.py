@@ -131,7 +131,7 @@ def test_cli_backtest_model_and_lookahead_check_json(runs, eth_slice):
 
 def test_live_replay_in_mode_none_gives_the_backtest_signals(runs, eth_slice):
     """Parity inside the workbench: the replay path (mode none) and the batched path agree."""
-    session = pytest.importorskip("workbench.live.session")
+    session = pytest.importorskip("workbench.live.walk_forward")
     store, ids = runs
     ts = eth_slice["ts"]
     cfg = BacktestConfig(symbol="ETH/USDT", timeframe="1m", start=int(ts[1200]),
@@ -143,15 +143,15 @@ def test_live_replay_in_mode_none_gives_the_backtest_signals(runs, eth_slice):
 
 
 def test_train_during_runs_the_replay_path_and_is_stored(runs, eth_slice):
-    pytest.importorskip("workbench.live.session")
+    walk_forward = pytest.importorskip("workbench.live.walk_forward")
     from workbench.train.handle import load_model
 
     store, ids = runs
     ts = eth_slice["ts"]
     before = load_model(ids["transformer"]).state_dict_snapshot()
-    res = run_backtest(BacktestConfig(symbol="ETH/USDT", timeframe="1m", start=int(ts[1300]),
-                                      end=int(ts[1329]), model=ids["transformer"],
-                                      train_during="pivots_only"), store=store)
+    res = walk_forward.run_walk_forward_backtest(
+        BacktestConfig(symbol="ETH/USDT", timeframe="1m", start=int(ts[1300]), end=int(ts[1329]),
+                       model=ids["transformer"], train_during="pivots_only"), store=store)
     assert res.stats["n_bars"] == 30 and res.equity["signal"].len() == 30
     row = store.backtests(run_id=ids["transformer"]).filter(
         pl.col("backtest_id") == res.backtest_id).row(0, named=True)

@@ -201,3 +201,13 @@ def test_rest_polling_follows_the_exchange_without_a_websocket(tmp_store, candle
     assert all(close <= clock for close, clock in witness.clock)
     assert feed.status()["transport"] == "rest" and feed.status()["rate_limited"] >= 1
     assert tmp_store.read_ohlcv(SYM, TF).equals(candles.head(220))
+
+
+def test_the_exchange_is_a_registered_live_data_source(tmp_store, candles):
+    from workbench.live.sources import SOURCES, FeedRequest, open_feed
+
+    tmp_store.replace_series(SYM, TF, candles.head(STORED))
+    assert "exchange" in SOURCES.names()
+    feed = open_feed("exchange", tmp_store, SYM, TF, FeedRequest(history=31, pivot_strength=3))
+    assert isinstance(feed, ExchangeFeed) and feed.series.length == STORED
+    assert feed.cfg.exchange == "binance" and feed.cfg.url is None  # the real one by default

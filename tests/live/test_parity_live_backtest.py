@@ -18,7 +18,8 @@ from workbench.backtest.engine import BacktestConfig, run_backtest
 from workbench.backtest.signals import model_signals
 from workbench.features.windows import candle_features
 from workbench.live.modes import TrainingMode
-from workbench.live.session import LiveSession, run_walk_forward
+from workbench.live.session import LiveSession
+from workbench.live.walk_forward import run_walk_forward
 from workbench.train.handle import load_model
 
 from ._live_helpers import quick_run

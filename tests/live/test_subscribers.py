@@ -1,84 +1,51 @@
-"""Training subscribers: registry by model type and the torch adapter on a real tiny model."""
+"""Training subscribers: the no-op base, revealed batches, and the session training on them.
+
+The torch training adapter and its per-model-type registry were used only by these tests; the
+session is the subscriber that trains, so what the adapter's tests asserted is asserted here on a
+real session: each step trains the frame's exact model input with its revealed next candle and
+realised action, through the model's lock.
+"""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from workbench.errors import NotFoundError
-from workbench.features.windows import SeriesArrays, next_candle_relative
-from workbench.live.coordinator import InferenceFrameReference, InferenceTrainingCoordinator
+from workbench.errors import LookaheadError
+from workbench.features.windows import SeriesArrays, gather_windows, next_candle_relative
+from workbench.live.coordinator import InferenceTrainingCoordinator
 from workbench.live.feed import ReplayFeed
-from workbench.live.subscribers import (BUY, HOLD, SELL, TorchTrainingAdapter,
-                                        TrainingEventSubscriber, adapter_for, get_adapter,
-                                        realised_action, register_adapter)
-from workbench.train.config import config_from_dict
-from workbench.train.handle import ModelHandle
+from workbench.live.modes import TrainingMode
+from workbench.live.session import LiveSession, SessionConfig
+from workbench.live.strategy import StrategyConfig
+from workbench.live.subscribers import (BUY, HOLD, SELL, TrainingEventSubscriber, realised_action,
+                                        revealed_batch)
+
+from ._live_helpers import tiny_handle
 
 SYM, TF = "ETH/USDT", "1m"
-WINDOW = 24
-
-
-@pytest.fixture
-def handle():
-    torch.set_num_threads(1)
-    cfg = config_from_dict({"model": {"window": WINDOW, "d_model": 8, "n_heads": 2,
-                                      "n_layers": 1, "ff_dim": 16}})
-    return ModelHandle.from_config(cfg)
 
 
 class RecordingHandle:
-    """Wraps the real handle and records every train_step call (the adapter's output)."""
+    """Wraps the real handle and records every train_step call (the session's output)."""
 
     def __init__(self, inner):
         self.inner, self.calls = inner, []
         self.window, self.model_type, self.lock = inner.window, inner.model_type, inner.lock
+        self.run_id = inner.run_id
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
 
     def train_step(self, windows, actions, candles, **kw):
         self.calls.append((windows.copy(), actions.copy(), candles.copy(), kw))
         return self.inner.train_step(windows, actions, candles, **kw)
 
 
-def _live_session(frame, handle, start=60):
-    """Replay + real inference at each close + the torch adapter, as a session would wire it."""
-    series = SeriesArrays.from_frame(SYM, TF, frame)
-    feed = ReplayFeed(series, start=int(series.ts[start]))
-    coord = InferenceTrainingCoordinator(feed)
-    seen = {}
-
-    def infer(ev):
-        windows, params = series.windows(ev.index, WINDOW)
-        pred = handle.inner.predict(windows)
-        ref = InferenceFrameReference(
-            None, SYM, TF, ev.close_ts, ev.ts + 60_000, int(series.ts[ev.index - WINDOW + 1]),
-            ev.ts, tuple(params[0].tolist()), pred.actions[0], tuple(pred.candle[0].tolist()),
-            float(pred.confidence[0]), pred.model_version)
-        seen[coord.register_inference_frame(ref)] = windows
-
-    feed.subscribe_candle_completion(infer, SYM, TF)
-    adapter = adapter_for(handle, coord, session="test-session")
-    coord.subscribe(adapter, SYM, TF, ["L1L", "L1H", "L2L", "L2H"])
-    return series, feed, coord, adapter, seen
-
-
-def test_registry_knows_torch_types_and_names_them_when_missing():
-    assert get_adapter("transformer") is TorchTrainingAdapter
-    assert get_adapter("lstm") is TorchTrainingAdapter
-    with pytest.raises(NotFoundError, match="registered: .*lstm.*transformer"):
-        get_adapter("xgboost")
-
-    class Noop(TrainingEventSubscriber):
-        def __init__(self, handle, coordinator):
-            self.handle = handle
-
-    register_adapter("test-noop", Noop)
-    try:
-        assert isinstance(get_adapter("test-noop")(None, None), Noop)
-    finally:
-        from workbench.live import subscribers
-        subscribers._ADAPTERS.pop("test-noop")
+def test_the_base_hooks_do_nothing():
     base = TrainingEventSubscriber()
     assert base.on_candle_completion(None, None) is None and base.on_pivot_event(None, []) is None
+    assert base.on_new_candle(None) is None
 
 
 def test_realised_action_uses_the_hold_band():
@@ -86,55 +53,38 @@ def test_realised_action_uses_the_hold_band():
     assert got.tolist() == [BUY, SELL, HOLD, HOLD, BUY] and got.dtype == np.int64
 
 
-def test_torch_adapter_trains_on_revealed_labels_through_the_lock(eth_slice, handle):
-    rec = RecordingHandle(handle)
-    series, feed, coord, adapter, seen = _live_session(eth_slice.head(200), rec)
-    before = handle.state_dict_snapshot()
-    feed.run()
-    candle_calls = [c for c in rec.calls if c[3]["operation"] == "per_candle"]
-    pivot_calls = [c for c in rec.calls if c[3]["operation"] == "pivot"]
-    assert len(candle_calls) == coord.counts["matched_candle"] == 139
-    assert pivot_calls and adapter.steps == len(rec.calls)
-    assert handle.lock.stats()["acquisitions"] == len(rec.calls) == handle.version
-    assert all(c[3]["session"] == "test-session" for c in rec.calls)
-    after = handle.state_dict_snapshot()
-    assert any(not torch.equal(before[k], after[k]) for k in before)
+def test_session_steps_train_the_exact_frame_input_on_revealed_labels_through_the_lock(eth_store):
+    ts = eth_store.read_ohlcv(SYM, TF)["ts"].to_numpy()
+    inner = tiny_handle()
+    rec = RecordingHandle(inner)
+    before = inner.state_dict_snapshot()
+    # pivot_strength 3: a pivot is never confirmed by the close that reveals t + 1, so every
+    # label is the realised move
+    session = LiveSession(rec, eth_store, SYM, TF, TrainingMode.EVERY_CANDLE, int(ts[100]),
+                          int(ts[160]), config=SessionConfig(
+                              pivot_strength=3, strategy=StrategyConfig(pivot_strength=3)))
+    session.run()
+    series = session.series
     o, h, lo, c = (series.ohlcv[:, k] for k in range(4))
-    # per-candle batches: the frame's exact input, the realised next candle and its action
-    for fid, (windows, actions, candles, _) in zip(sorted(seen)[:139], candle_calls):
-        assert windows.tobytes() == seen[fid].tobytes()
-        end = series.index_of(coord.get_frame(fid).data_range_end)
+    assert len(rec.calls) == 60 == inner.version == inner.lock.stats()["acquisitions"]
+    for step, (windows, actions, candles, kw) in zip(session.training_log, rec.calls):
+        end = series.index_of(step.frame_end_ts[0])
+        expected, _ = gather_windows(series.features, np.array([end]), inner.window)
+        assert windows.tobytes() == expected.tobytes()
         np.testing.assert_array_equal(candles, next_candle_relative(o, h, lo, c, [end]))
         assert actions.tolist() == realised_action(candles[:, 3]).tolist()
-    assert np.isfinite(adapter.losses).all()
+        assert kw["operation"] == "per_candle" and kw["session"] == session.session_id
+    after = inner.state_dict_snapshot()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
-def test_pivot_batches_label_lows_buy_and_highs_sell(eth_slice, handle):
-    rec = RecordingHandle(handle)
-    series, feed, coord, adapter, seen = _live_session(eth_slice.head(150), rec)
-    kinds = []
-    coord.subscribe(type("Spy", (TrainingEventSubscriber,), {
-        "on_pivot_event": lambda self, ev, refs: kinds.append((ev.is_high, len(refs)))})(),
-        SYM, TF, ["L1L", "L1H", "L2L", "L2H"])
-    feed.run()
-    pivot_calls = [c for c in rec.calls if c[3]["operation"] == "pivot"]
-    expected = [(is_high, n) for is_high, n in kinds if n]
-    assert len(pivot_calls) == len(expected) > 5
-    for (is_high, n), (windows, actions, _, _) in zip(expected, pivot_calls):
-        assert windows.shape == (n, WINDOW, 8)
-        assert set(actions.tolist()) == {SELL if is_high else BUY}
-
-
-def test_a_window_length_mismatch_is_reported_not_trained(eth_slice, handle):
-    series = SeriesArrays.from_frame(SYM, TF, eth_slice.head(120))
-    feed = ReplayFeed(series, start=int(series.ts[60]))
+def test_a_revealed_batch_refuses_a_frame_whose_next_candle_has_not_closed(eth_slice):
+    series = SeriesArrays.from_frame(SYM, TF, eth_slice.head(80))
+    feed = ReplayFeed(series, start=int(series.ts[40]), end=int(series.ts[50]))
     coord = InferenceTrainingCoordinator(feed)
-    adapter = TorchTrainingAdapter(handle, coord, on_pivots=False)
-    coord.subscribe(adapter, SYM, TF)
-    feed.subscribe_candle_completion(
-        lambda ev: coord.register_frame(ev.index, WINDOW + 1, ev.ts + 60_000, "HOLD",
-                                        (0, 0, 0, 0), 0.4, 0), SYM, TF)
     feed.run()
-    assert adapter.steps == 0 and handle.version == 0
-    report = coord.stats()["errors"]
-    assert report["total"] == 59 and "does not match the model window" in report["recent"][0]["error"]
+    fid = coord.register_frame(50, 24, int(series.ts[51]), "HOLD", (0, 0, 0, 0), 0.5, 0)
+    with pytest.raises(LookaheadError, match="row 51.*has not closed at row 50"):
+        revealed_batch(coord, [coord.get_frame(fid)], 50)
+    windows, ends, _ = revealed_batch(coord, [coord.get_frame(fid)], 51)
+    assert ends.tolist() == [50] and windows.shape == (1, 24, 8)

@@ -15,7 +15,7 @@ def test_registry_builds_gru_and_lstm_and_names_known_types():
         model = runner.get_model_builder(kind)(8, 5, 4)
         assert model.output_shape == (None, 1)
         assert any(kind in layer.name for layer in model.layers)
-    with pytest.raises(ParameterError, match="'tcn'.*gru, lstm"):
+    with pytest.raises(ParameterError, match="'tcn'.*'gru', 'lstm'"):
         runner.get_model_builder("tcn")
 
 

@@ -32,7 +32,7 @@ def test_registry_is_one_registration_and_names_known_models():
         assert get_model("tiny-test") is Tiny and "tiny-test" in known_models()
     finally:
         from workbench.train import models
-        models._MODELS.pop("tiny-test")
+        models.MODELS.unregister("tiny-test")
     with pytest.raises(ConfigError, match=r"unknown model 'nope'.*'lstm', 'transformer'"):
         get_model("nope")
 

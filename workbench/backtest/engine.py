@@ -12,9 +12,11 @@ statistics (:mod:`workbench.backtest.stats`) and persists the result:
 Files are written to a temporary folder and renamed into place before the summary row is
 inserted; if the insert fails the folder is removed, so a backtest is stored whole or not at all.
 
-With ``train_during`` set to a training mode other than ``none``, the signals come instead from
-``workbench.live.session.run_walk_forward`` (the replay path, learning as it goes; issue 6's
-session module), which returns one signal per candle of the range.
+Signals may also be given by the caller (``run_backtest(config, signals=...)``): an array with one
+signal per candle of the range, or a :data:`SignalSource` called with the configuration. That is
+how walk-forward (``train_during`` set to a training mode other than ``none``) runs: its signals
+come from a live session that trains as it replays, so it lives above this module, in
+:mod:`workbench.live.walk_forward`; this package never imports the live layer.
 """
 from __future__ import annotations
 
@@ -32,13 +34,17 @@ import polars as pl
 from workbench.backtest import signals as sig
 from workbench.backtest.simulate import SimConfig, simulate
 from workbench.backtest.stats import compute_stats, equity_frame, trades_frame
+from workbench.data.ranges import load_range
 from workbench.data.store import Store
 from workbench.data.timeframes import validate_timeframe
-from workbench.errors import ConfigError, NotFoundError, ParameterError
+from workbench.errors import ConfigError, ParameterError
 from workbench.features.windows import candle_features
 from workbench.paths import resolve_db_path, runs_dir
 
 ProgressFn = Callable[[str, int, int], None]
+#: ``source(config, store, progress) -> signals`` (one per candle of the range): the signals of a
+#: backtest computed by its caller, e.g. walk-forward (:mod:`workbench.live.walk_forward`)
+SignalSource = Callable[["BacktestConfig", Store, "ProgressFn | None"], np.ndarray]
 #: the phases reported to a progress callback, in order
 PHASES = ("load", "signals", "simulate", "persist")
 
@@ -118,15 +124,8 @@ def _report(progress: ProgressFn | None, phase: str, done: int, total: int) -> N
 
 
 def _load_candles(store: Store, cfg: BacktestConfig, history: int) -> tuple[pl.DataFrame, int]:
-    """Return the candles up to ``cfg.end`` with ``history`` candles before the range, and the
-    row where the range starts."""
-    frame = store.read_ohlcv(cfg.symbol, cfg.timeframe, None, cfg.end)
-    first = 0 if cfg.start is None else int(np.searchsorted(frame["ts"].to_numpy(), cfg.start))
-    if frame.height == 0 or first >= frame.height:
-        raise NotFoundError(f"no {cfg.symbol} {cfg.timeframe} candles in the store between "
-                            f"{cfg.start} and {cfg.end} (store {store.path})")
-    lo = max(0, first - history)
-    return frame.slice(lo), first - lo
+    """Return the candles of the range with ``history`` rows before it, and the range's row."""
+    return load_range(store, cfg.symbol, cfg.timeframe, cfg.start, cfg.end, history)
 
 
 def _model_signals(cfg: BacktestConfig, store: Store, progress) -> tuple:
@@ -142,29 +141,31 @@ def _model_signals(cfg: BacktestConfig, store: Store, progress) -> tuple:
     return frame.slice(first), out.signal, out.model_version, handle
 
 
-def _walk_forward_signals(cfg: BacktestConfig, store: Store, progress):
-    try:
-        from workbench.live.session import run_walk_forward
-    except ImportError as exc:
-        raise ConfigError(
-            f"--train-during {cfg.params()['train_during']} (walk-forward) needs issue 6's "
-            "session module: workbench.live.session.run_walk_forward is not available "
-            f"({exc})") from None
+def _given_signals(cfg: BacktestConfig, store: Store, progress, signals) -> tuple:
+    """Return the candles of the range and the caller's signals for them (checked)."""
     frame, _ = _load_candles(store, cfg, 0)
-    signal = np.asarray(run_walk_forward(cfg, store=store, progress=progress), dtype=np.int8)
+    values = signals(cfg, store, progress) if callable(signals) else signals
+    signal = np.asarray(values)
     if signal.shape != (frame.height,):
-        raise ConfigError(f"run_walk_forward returned {signal.shape[0]} signals for "
-                          f"{frame.height} candles")
-    return frame, signal, None
+        raise ParameterError(f"{cfg.symbol} {cfg.timeframe}: signals of shape {signal.shape} "
+                             f"given for the {frame.height} candles of the range")
+    if not np.isin(signal, (-1, 0, 1)).all():
+        raise ParameterError("given signals must be -1 (sell), 0 (keep) or +1 (buy)")
+    return frame, signal.astype(np.int8)
 
 
-def _signals(cfg: BacktestConfig, store: Store, progress):
+def _signals(cfg: BacktestConfig, store: Store, progress, signals=None):
     """Return (candles of the range, int8 signals, model_version, run dir or None)."""
+    if cfg.walk_forward and cfg.model is None:
+        raise ParameterError("--train-during needs a model (--model RUN_ID)")
+    if signals is not None:
+        frame, signal = _given_signals(cfg, store, progress, signals)
+        run_dir = runs_dir(store.path) / cfg.model if cfg.model is not None else None
+        return frame, signal, None, run_dir
     if cfg.walk_forward:
-        if cfg.model is None:
-            raise ParameterError("--train-during needs a model (--model RUN_ID)")
-        frame, signal, version = _walk_forward_signals(cfg, store, progress)
-        return frame, signal, version, runs_dir(store.path) / cfg.model
+        raise ConfigError(f"--train-during {cfg.params()['train_during']} (walk-forward) trains "
+                          "while it replays: its signals come from the live layer; call "
+                          "workbench.live.walk_forward.run_walk_forward_backtest")
     if cfg.model is not None:
         frame, signal, version, handle = _model_signals(cfg, store, progress)
         run_dir = getattr(handle, "run_dir", None) or runs_dir(store.path) / cfg.model
@@ -238,7 +239,8 @@ _SUMMARY_COLUMNS = ("backtest_id", "run_id", "symbol", "timeframe", "start_ts", 
 
 
 def run_backtest(config: BacktestConfig, *, store: Store | None = None,
-                 progress: ProgressFn | None = None) -> BacktestResult:
+                 progress: ProgressFn | None = None,
+                 signals: np.ndarray | SignalSource | None = None) -> BacktestResult:
     """Run one backtest and, unless ``config.persist`` is False, store it.
 
     Parameters
@@ -247,6 +249,9 @@ def run_backtest(config: BacktestConfig, *, store: Store | None = None,
     store : the store to read candles from and write the summary to (default: ``Store()``).
     progress : called as ``progress(phase, done, total)`` with ``phase`` in :data:`PHASES`;
         drives a progress bar (the ``signals`` phase reports once per inference chunk).
+    signals : the signals to simulate instead of the configuration's model or file: one per
+        candle of the range (-1, 0, +1), or a :data:`SignalSource` that returns them. Required
+        for walk-forward (``config.train_during``), whose signals come from the live layer.
 
     Returns
     -------
@@ -258,12 +263,14 @@ def run_backtest(config: BacktestConfig, *, store: Store | None = None,
         When the range holds no candles, the model run or the signal file does not exist.
     DataValidationError
         When the signal file breaks a rule (see :func:`signals.read_signal_file`).
+    ParameterError
+        When given signals do not match the range, or walk-forward has no model.
     ConfigError
-        When walk-forward is asked for and the session module is not available.
+        When walk-forward is asked for without its ``signals``.
     """
     store = store or Store()
     _report(progress, "load", 0, 1)
-    frame, signal, version, run_dir = _signals(config, store, progress)
+    frame, signal, version, run_dir = _signals(config, store, progress, signals)
     _report(progress, "simulate", 0, 1)
     open_, close = frame["open"].to_numpy(), frame["close"].to_numpy()
     ts = frame["ts"].to_numpy()

@@ -96,7 +96,10 @@ def backtest(
         cfg = BacktestConfig(symbol=symbol, timeframe=timeframe, start=parse_when(start),
                              end=parse_when(end, end=True), model=model, signals_path=signals,
                              sim=sim, threshold=threshold, train_during=train_during)
-        result = run_backtest(cfg, store=_common.store(),
+        run = run_backtest
+        if cfg.walk_forward:  # its signals come from a session that trains as it replays
+            from workbench.live.walk_forward import run_walk_forward_backtest as run
+        result = run(cfg, store=_common.store(),
                               progress=None if as_json else _progress_bar())
     except WorkbenchError as exc:
         _common.fail(exc)

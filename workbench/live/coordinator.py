@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
@@ -35,7 +35,7 @@ from workbench.data.timeframes import is_calendar, timeframe_ms
 from workbench.errors import LookaheadError, NotFoundError, ParameterError
 from workbench.features.windows import SeriesArrays, normalize_windows
 from workbench.live.events import (CandleCompletionEvent, PivotEvent, SubscriberErrors,
-                                   describe)
+                                   Subscription, dispatch, pivot_filter)
 from workbench.live.frames import FrameColumns, KeyIndex, pow2_capacity
 
 _MATCHED = 1
@@ -101,22 +101,8 @@ class CoordinatorConfig:
                                      f"{getattr(self, name)}")
 
 
-@dataclass(slots=True)
-class CoordinatorSubscription:
-    """Handle returned by :meth:`InferenceTrainingCoordinator.subscribe`."""
-
-    _owner: "InferenceTrainingCoordinator"
-    subscriber: object
-    candles: bool
-    pivot_types: frozenset | None  # None = every type; empty = no pivot events
-    pivots: bool = True
-    active: bool = field(default=True)
-
-    def unsubscribe(self) -> None:
-        """Stop delivering events to this subscriber (idempotent)."""
-        if self.active:
-            self.active = False
-            self._owner._remove(self)
+#: the handle :meth:`InferenceTrainingCoordinator.subscribe` returns (the live path's one type)
+CoordinatorSubscription = Subscription
 
 
 class InferenceTrainingCoordinator:
@@ -161,27 +147,28 @@ class InferenceTrainingCoordinator:
         self.errors = SubscriberErrors(f"coordinator {self.symbol} {self.timeframe}")
         self.counts = {"registered": 0, "matched_candle": 0, "matched_pivot": 0,
                        "evicted": 0, "evicted_unmatched": 0, "evicted_capacity": 0}
-        self._feed_subs = []
-        if feed is not None:
-            self._feed_subs = [
-                feed.subscribe_candle_completion(self.on_candle_completion, self.symbol,
-                                                 self.timeframe),
-                feed.subscribe_pivot_events(self.on_pivot_event, self.symbol, self.timeframe)]
+        # one subscription per feed: the candle event carries the pivots its close confirms, so
+        # the order of everything a close delivers is decided here, not by subscription order
+        self._feed_subs = [] if feed is None else [
+            feed.subscribe_candle_completion(self.on_candle_completion, self.symbol,
+                                             self.timeframe)]
 
     # -- subscribers ---------------------------------------------------------------------------
     def subscribe(self, subscriber, symbol: str, timeframe: str,
                   pivot_types: Iterable[str] | None = None, *, candles: bool = True,
                   pivots: bool = True) -> CoordinatorSubscription:
-        """Deliver matched frames to a :class:`~workbench.live.subscribers.TrainingEventSubscriber`.
+        """Deliver each close to a :class:`~workbench.live.subscribers.TrainingEventSubscriber`.
 
-        ``pivot_types`` filters pivot events (``None`` = all); ``candles`` / ``pivots`` switch
-        either kind off. Returns a handle whose ``unsubscribe()`` stops delivery.
+        Per closed candle the subscriber's hooks are called in the order of
+        :meth:`on_candle_completion`. ``pivot_types`` filters pivot events (``None`` = all);
+        ``candles`` / ``pivots`` switch either kind of label off (``on_new_candle`` is always
+        delivered). Returns a handle whose ``unsubscribe()`` stops delivery.
         """
         if (symbol, timeframe) != (self.symbol, self.timeframe):
             raise ParameterError(f"this coordinator serves {self.symbol} {self.timeframe}; "
                                  f"cannot subscribe to {symbol} {timeframe}")
-        types = None if pivot_types is None else frozenset(pivot_types)
-        sub = CoordinatorSubscription(self, subscriber, candles, types, pivots)
+        sub = Subscription(subscriber, "frames", pivot_filter(pivot_types), candles, pivots,
+                           _on_remove=self._remove)
         with self._guard:
             self._subs = (*self._subs, sub)
         return sub
@@ -327,7 +314,16 @@ class InferenceTrainingCoordinator:
 
     # -- events from the feed ------------------------------------------------------------------
     def on_candle_completion(self, event: CandleCompletionEvent) -> None:
-        """Feed callback: evict old frames, then deliver the frames that targeted this candle."""
+        """Feed callback: deliver one close to the subscribers, in one fixed order.
+
+        1. ``on_candle_completion(event, ref)`` for each frame that targeted this candle (once
+           with ``ref=None`` when none did): the candle labels this close reveals;
+        2. ``on_pivot_event(pivot, refs)`` for each pivot this close confirms (``event.pivots``,
+           lowest level first), with the frames whose window ends at the pivot candle;
+        3. ``on_new_candle(event)``: the new candle, once every label it reveals was delivered,
+           so a prediction made there uses the weights those labels trained (river's
+           ``simulate_qa``: the answer comes before the next question).
+        """
         with self._guard:
             self._last_close_ts = event.ts
             self._evict_old(event.index)
@@ -337,18 +333,15 @@ class InferenceTrainingCoordinator:
                 self._cols.flags[fid & self._cols.mask] |= _MATCHED
             self.counts["matched_candle"] += len(ids)
             subs = [s for s in self._subs if s.candles]
-            if not subs:
-                return
-            refs = [self._ref(fid) for fid in ids] or [None]
+            refs = ([self._ref(fid) for fid in ids] or [None]) if subs else ()
         for ref in refs:
-            for sub in subs:
-                try:
-                    sub.subscriber.on_candle_completion(event, ref)
-                except Exception as exc:  # noqa: BLE001 - isolation is the contract
-                    self.errors.record(describe(sub.subscriber), event.ts, exc)
+            dispatch(subs, "on_candle_completion", (event, ref), self.errors, event.ts)
+        for pivot in event.pivots:
+            self.on_pivot_event(pivot)
+        dispatch(self._subs, "on_new_candle", (event,), self.errors, event.ts)
 
     def on_pivot_event(self, event: PivotEvent) -> None:
-        """Feed callback: deliver the frames whose window ends at the pivot candle."""
+        """Deliver the frames whose window ends at the pivot candle (step 2 of a close)."""
         with self._guard:
             try:
                 row = self.series.index_of(event.pivot_ts)
@@ -362,16 +355,11 @@ class InferenceTrainingCoordinator:
                 if code >= cols.pivot[s]:  # keep the highest level confirmed
                     cols.pivot[s], cols.pivot_ts[s] = code, event.confirmed_ts
             self.counts["matched_pivot"] += len(ids)
-            subs = [s for s in self._subs if s.pivots
-                    and (s.pivot_types is None or event.pivot_type in s.pivot_types)]
+            subs = [s for s in self._subs if s.wants(event.pivot_type)]
             if not subs:
                 return
             refs = [self._ref(fid) for fid in ids]
-        for sub in subs:
-            try:
-                sub.subscriber.on_pivot_event(event, refs)
-            except Exception as exc:  # noqa: BLE001
-                self.errors.record(describe(sub.subscriber), event.confirmed_ts, exc)
+        dispatch(subs, "on_pivot_event", (event, refs), self.errors, event.confirmed_ts)
 
     # -- references and data on demand -----------------------------------------------------------
     def _ref(self, fid: int) -> InferenceFrameReference:

@@ -2,18 +2,23 @@
 
 A feed (:mod:`workbench.live.feed`) emits, for every closed candle, first one
 :class:`CandleCompletionEvent` and then the :class:`PivotEvent` s that this close confirms, in
-timestamp order. Both are small slots dataclasses: they carry values, never arrays, so a
-subscriber may keep them.
+timestamp order. The candle event also carries those pivot events (``event.pivots``): the feed's
+pivot detector is the only one of a series, and whoever receives the candle knows what its close
+confirmed without detecting pivots again. Both are small slots dataclasses: they carry values,
+never arrays, so a subscriber may keep them.
 
-:class:`SubscriberErrors` is the bookkeeping shared by the feed and the coordinator for the rule
-"an exception in one subscriber is logged, counted and reported, and never stops the feed or the
-other subscribers".
+Delivery is shared by every emitter of the live path (feed, coordinator, session update hooks):
+:class:`Subscription` is the one handle type, :func:`dispatch` the one loop that calls
+subscribers, and :class:`SubscriberErrors` the bookkeeping for the rule "an exception in one
+subscriber is logged, counted and reported, and never stops the emitter or the other
+subscribers".
 """
 from __future__ import annotations
 
 import logging
 from collections import deque
 from dataclasses import dataclass
+from typing import Callable, Iterable
 
 _log = logging.getLogger("workbench.live")
 
@@ -30,6 +35,7 @@ class CandleCompletionEvent:
         delivered, and nothing later than it is known yet.
     open, high, low, close, volume : the candle.
     index : the candle's row in the feed's :class:`~workbench.features.windows.SeriesArrays`.
+    pivots : the :class:`PivotEvent` s this close confirms (lowest level first), ``()`` if none.
     """
 
     symbol: str
@@ -42,6 +48,7 @@ class CandleCompletionEvent:
     close: float
     volume: float
     index: int
+    pivots: tuple = ()
 
     @property
     def ohlcv(self) -> tuple[float, float, float, float, float]:
@@ -77,6 +84,75 @@ class PivotEvent:
     def is_high(self) -> bool:
         """True for ``L{n}H`` pivots."""
         return self.pivot_type.endswith("H")
+
+
+@dataclass(slots=True, eq=False)
+class Subscription:
+    """Handle of one subscriber of an emitter; :meth:`unsubscribe` stops delivery.
+
+    Attributes
+    ----------
+    target : the subscriber: a callable for feed and update subscriptions, an object with
+        ``on_*`` hooks for coordinator subscriptions (see :func:`dispatch`).
+    kind : what it receives (``"candle"``, ``"pivot"``, ``"frames"``, ``"update"``).
+    pivot_types : pivot types delivered (``None`` = every type).
+    candles, pivots : whether candle and pivot deliveries reach it (coordinator subscriptions
+        may switch either off).
+    """
+
+    target: object
+    kind: str
+    pivot_types: frozenset | None = None
+    candles: bool = True
+    pivots: bool = True
+    active: bool = True
+    _on_remove: Callable | None = None
+
+    @property
+    def callback(self):
+        """The subscribed callable (feed subscriptions)."""
+        return self.target
+
+    @property
+    def subscriber(self):
+        """The subscribed object (coordinator subscriptions)."""
+        return self.target
+
+    def wants(self, pivot_type: str) -> bool:
+        """True when pivots of ``pivot_type`` are delivered to this subscription."""
+        return self.pivots and (self.pivot_types is None or pivot_type in self.pivot_types)
+
+    def unsubscribe(self) -> None:
+        """Stop delivering events to this subscriber (idempotent)."""
+        if self.active:
+            self.active = False
+            if self._on_remove is not None:
+                self._on_remove(self)
+
+
+def pivot_filter(pivot_types: Iterable[str] | None) -> frozenset | None:
+    """Return the frozen set of ``pivot_types`` (``None`` stays ``None``: every type)."""
+    return None if pivot_types is None else frozenset(pivot_types)
+
+
+def dispatch(subscriptions, hook: str | None, args: tuple, errors: "SubscriberErrors",
+             event_ts: int) -> None:
+    """Call every subscription's target with ``args``, isolating each one's failures.
+
+    ``hook`` ``None`` calls the target itself; otherwise the target's method named ``hook`` is
+    looked up (Lightning's dispatch by hook name) and a target without it is skipped, so a
+    subscriber implements only the hooks it needs. An exception is recorded in ``errors`` under
+    ``event_ts`` and the next subscription is called: isolation is the contract.
+    """
+    for sub in subscriptions:
+        target = sub.target
+        fn = target if hook is None else getattr(target, hook, None)
+        if fn is None:
+            continue
+        try:
+            fn(*args)
+        except Exception as exc:  # noqa: BLE001 - isolation is the contract
+            errors.record(describe(target), event_ts, exc)
 
 
 @dataclass(slots=True)

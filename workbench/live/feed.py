@@ -31,38 +31,22 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import numpy as np
 import polars as pl
 
+from workbench.data.ranges import load_range
 from workbench.data.timeframes import close_ts, is_calendar, timeframe_ms
 from workbench.errors import DataValidationError, ParameterError
 from workbench.features.pivots import StreamingPivotDetector
 from workbench.features.windows import SeriesArrays
+from workbench.jobs import BackgroundJob
 from workbench.live.events import (CandleCompletionEvent, PivotEvent, SubscriberErrors,
-                                   describe)
+                                   Subscription, dispatch, pivot_filter)
 
 _log = logging.getLogger("workbench.live")
 _CHUNK = 4096  # rows converted to Python lists at a time: flat memory, no per-candle numpy reads
-
-
-@dataclass(slots=True)
-class Subscription:
-    """Handle returned by the ``subscribe_*`` methods; :meth:`unsubscribe` stops delivery."""
-
-    _feed: "CandleFeed"
-    kind: str
-    callback: Callable
-    pivot_types: frozenset | None = None
-    active: bool = True
-
-    def unsubscribe(self) -> None:
-        """Stop delivering events to this callback (idempotent)."""
-        if self.active:
-            self.active = False
-            self._feed._remove(self)
 
 
 class CandleFeed:
@@ -103,7 +87,7 @@ class CandleFeed:
                                     symbol: str, timeframe: str) -> Subscription:
         """Call ``callback(event)`` on every closed candle; returns the subscription handle."""
         self._check_series(symbol, timeframe)
-        sub = Subscription(self, "candle", callback)
+        sub = Subscription(callback, "candle", _on_remove=self._remove)
         with self._sub_guard:
             self._candle_subs = (*self._candle_subs, sub)
         return sub
@@ -116,8 +100,8 @@ class CandleFeed:
         ``pivot_types`` such as ``['L2L', 'L2H', 'L3L', 'L3H']``; ``None`` means every type.
         """
         self._check_series(symbol, timeframe)
-        types = None if pivot_types is None else frozenset(pivot_types)
-        sub = Subscription(self, "pivot", callback, types)
+        sub = Subscription(callback, "pivot", pivot_filter(pivot_types),
+                           _on_remove=self._remove)
         with self._sub_guard:
             self._pivot_subs = (*self._pivot_subs, sub)
         return sub
@@ -151,8 +135,9 @@ class CandleFeed:
         return self.last_index + 1 - self._first_row
 
     def _emit_range(self, a: int, b: int) -> int:
-        """Emit rows ``[a, b)`` of the series (already stored): for each, the candle event, then
-        the pivots its close confirms. Returns the next row; stops early when halted.
+        """Emit rows ``[a, b)`` of the series (already stored): for each, the candle event (which
+        carries the pivots its close confirms), then those pivot events. Returns the next row;
+        stops early when halted.
 
         This is the one emit path of replay and push. It is the hot loop of a replay, hence the
         local bindings and the lists converted once per chunk (no per-candle numpy reads).
@@ -163,35 +148,33 @@ class CandleFeed:
         rows = series.ohlcv[a:b].tolist()
         sym, tf, event, update = self.symbol, self.timeframe, CandleCompletionEvent, \
             self._detector.update
-        record = self.errors.record
+        errors, pivot_events = self.errors, self._pivot_events
         for i, t, cts, (o, h, lo, c, v) in zip(range(a, b), ts.tolist(), closes, rows):
             self.now = cts
             self.last_index = i
-            ev = event(sym, tf, t, cts, o, h, lo, c, v, i)
-            for sub in self._candle_subs:
-                try:
-                    sub.callback(ev)
-                except Exception as exc:  # noqa: BLE001 - isolation is the contract
-                    record(describe(sub.callback), t, exc)
             pivots = update(t, h, lo)
+            ev = event(sym, tf, t, cts, o, h, lo, c, v, i, pivot_events(pivots, i) if pivots
+                       else ())
+            dispatch(self._candle_subs, None, (ev,), errors, t)
             if pivots:
-                self._emit_pivots(pivots, i)
+                self._emit_pivots(ev.pivots)
             if self._halt:
                 return i + 1
         return b
 
-    def _emit_pivots(self, pivots, i: int) -> None:
+    def _pivot_events(self, pivots, i: int) -> tuple[PivotEvent, ...]:
+        """The :class:`PivotEvent` s of the pivots confirmed at row ``i``."""
+        self.pivots_emitted += len(pivots)
+        return tuple(PivotEvent(self.symbol, self.timeframe, p.ts, p.confirmed_ts, p.pivot_type,
+                                p.level, p.price, p.strength, i) for p in pivots)
+
+    def _emit_pivots(self, events) -> None:
         subs = self._pivot_subs
-        for p in pivots:
-            ev = PivotEvent(self.symbol, self.timeframe, p.ts, p.confirmed_ts, p.pivot_type,
-                            p.level, p.price, p.strength, i)
-            self.pivots_emitted += 1
-            for sub in subs:
-                if sub.pivot_types is None or p.pivot_type in sub.pivot_types:
-                    try:
-                        sub.callback(ev)
-                    except Exception as exc:  # noqa: BLE001
-                        self.errors.record(describe(sub.callback), p.confirmed_ts, exc)
+        if not subs:
+            return
+        for ev in events:
+            dispatch([s for s in subs if s.wants(ev.pivot_type)], None, (ev,), self.errors,
+                     ev.confirmed_ts)
 
     def stats(self) -> dict:
         """Return counts of candles and pivots emitted, the feed clock and subscriber errors."""
@@ -201,7 +184,7 @@ class CandleFeed:
                 "subscriber_errors": self.errors.total, "errors": self.errors.report()}
 
 
-class ReplayFeed(CandleFeed):
+class ReplayFeed(CandleFeed, BackgroundJob):
     """Replay stored candles, at maximum speed or paced, with pause, resume and stop.
 
     Parameters
@@ -221,8 +204,9 @@ class ReplayFeed(CandleFeed):
         stop = series.length if end is None else int(np.searchsorted(ts, end, side="right"))
         if speed is not None and not speed > 0:
             raise ParameterError(f"replay speed must be > 0 (or None for maximum); got {speed}")
-        super().__init__(series, pivot_strength=pivot_strength, pivot_levels=pivot_levels,
-                         history_end=first)
+        CandleFeed.__init__(self, series, pivot_strength=pivot_strength,
+                            pivot_levels=pivot_levels, history_end=first)
+        BackgroundJob.__init__(self, f"replay-{series.symbol}")
         self.start_index, self.end_index, self.speed = first, stop, speed
         self._next = first
         self._stop_requested = False
@@ -230,21 +214,17 @@ class ReplayFeed(CandleFeed):
         self._running = False
         self._resume = threading.Event()
         self._resume.set()
-        self._thread: threading.Thread | None = None
-        self.elapsed_s = 0.0
-        self.failure: BaseException | None = None
 
     @classmethod
     def from_store(cls, store, symbol: str, timeframe: str, start: int | None = None,
                    end: int | None = None, *, history: int = 0, **kwargs) -> "ReplayFeed":
-        """Load ``history`` candles before ``start`` plus the range from the store and replay it."""
-        lo = None
-        if start is not None and history:
-            lo = int(start) - history * timeframe_ms(timeframe)
-        frame = store.read_ohlcv(symbol, timeframe, lo, end)
-        if frame.height == 0:
-            raise ParameterError(f"no stored candles for {symbol} {timeframe} in [{lo}, {end}]")
-        return cls(SeriesArrays.from_frame(symbol, timeframe, frame), start, end, **kwargs)
+        """Load ``history`` candles (rows) before ``start`` plus the range and replay it.
+
+        Raises NotFoundError when the range holds no stored candle.
+        """
+        frame, first = load_range(store, symbol, timeframe, start, end, history)
+        series = SeriesArrays.from_frame(symbol, timeframe, frame)
+        return cls(series, int(series.ts[first]), end, **kwargs)
 
     @property
     def state(self) -> str:
@@ -274,18 +254,15 @@ class ReplayFeed(CandleFeed):
         self._stop_requested = self._halt = True
         self._resume.set()
 
-    def run(self) -> dict:
-        """Replay in the calling thread until the end, :meth:`stop` or an error; return stats."""
-        t0 = time.perf_counter()
-        self._running = True  # whichever thread runs the loop (a session's, the feed's own, ...)
-        try:
-            if self.speed is None:
-                self._run_max()
-            else:
-                self._run_paced()
-        finally:
-            self.elapsed_s += time.perf_counter() - t0
-            self._running = False
+    def _execute(self) -> None:
+        """Replay until the end, :meth:`stop` or an error (``run()`` / ``start()`` call this)."""
+        if self.speed is None:
+            self._run_max()
+        else:
+            self._run_paced()
+
+    def outcome(self) -> dict:
+        """:meth:`run` and :meth:`join` return the replay's :meth:`stats`."""
         return self.stats()
 
     def _run_max(self) -> None:
@@ -308,29 +285,6 @@ class ReplayFeed(CandleFeed):
                 time.sleep(wait)
             self._next = self._emit_range(self._next, self._next + 1)
             due += step
-
-    def start(self) -> "ReplayFeed":
-        """Run the replay in a background thread; :meth:`join` waits for it."""
-        if self._thread is not None:
-            raise ParameterError("this replay has already been started")
-
-        def target():
-            try:
-                self.run()
-            except BaseException as exc:  # noqa: BLE001 - kept for the caller of join()
-                self.failure = exc
-
-        self._thread = threading.Thread(target=target, name=f"replay-{self.symbol}", daemon=True)
-        self._thread.start()
-        return self
-
-    def join(self, timeout: float | None = None) -> dict:
-        """Wait for a background replay; re-raise an error it died of; return stats."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self.failure is not None:
-            raise self.failure
-        return self.stats()
 
     def stats(self) -> dict:
         """Feed stats plus state, position and throughput."""
@@ -382,14 +336,14 @@ class PushFeed(CandleFeed):
     @classmethod
     def from_store(cls, store, symbol: str, timeframe: str, *, history: int = 1000,
                    **kwargs) -> "PushFeed":
-        """Load the last ``history`` stored candles of a series as the feed's snapshot."""
+        """Load the last ``history`` stored candles (rows) of a series as the feed's snapshot."""
         last = store.last_ts(symbol, timeframe)
         if last is None:
             frame = pl.DataFrame(schema={"ts": pl.Int64, **{c: pl.Float64 for c in
                                                            ("open", "high", "low", "close",
                                                             "volume")}})
         else:
-            frame = store.read_ohlcv(symbol, timeframe, last - (history - 1) * timeframe_ms(timeframe))
+            frame, _ = load_range(store, symbol, timeframe, last, None, max(0, history - 1))
         return cls(store, SeriesArrays.from_frame(symbol, timeframe, frame), **kwargs)
 
     def push(self, candle) -> int:

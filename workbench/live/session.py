@@ -10,13 +10,14 @@ A :class:`LiveSession` replays (or follows) one series through a feed and the
 4. exposes the ghost candle: the predicted next candle in absolute prices, for the chart.
 
 Training is decided by the session's own
-:class:`~workbench.live.strategy.TrainingStrategyManager` (never shared) and always done through
+:class:`~workbench.live.strategy.TrainingStrategy` (never shared) and always done through
 ``ModelHandle.train_step``, which holds the model's training lock for the update; predictions run
 on the handle's published snapshot and never wait for training. The session is a
 :class:`~workbench.live.subscribers.TrainingEventSubscriber`: the coordinator hands it each frame
 when its label is revealed (the target's close, or a pivot's ``confirmed_ts``), so nothing trains
-on the future. The coordinator is subscribed to the feed before the session, so at a close the
-revealed frame trains first and the new prediction uses the updated weights.
+on the future. The coordinator is the session's only way in: per close it calls the session's
+labels hooks first and :meth:`LiveSession.on_new_candle` last, so the revealed frames train first
+and the new prediction uses the updated weights.
 
 A session runs in a background thread (:meth:`LiveSession.start`) or in the caller's thread
 (:meth:`LiveSession.run`); :meth:`pause`, :meth:`resume` and :meth:`stop` act between candles.
@@ -24,14 +25,12 @@ Several sessions (two symbols, say) may share one model: each has its own strate
 steps serialise on the model's lock. :meth:`snapshot` is a thread-safe copy of what a chart needs;
 :meth:`stats` counts predictions, training steps, lock waits, signals, PnL and errors.
 
-:func:`run_walk_forward` is the backtest's ``--train-during`` path: a maximum-speed replay of the
-range in a training mode, returning one signal per candle. With mode ``none`` its signals equal
-the batched backtest's (tests/live/test_parity_live_backtest.py).
+Walk-forward (the backtest's ``--train-during``) replays a range through a session: see
+:mod:`workbench.live.walk_forward`.
 """
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -44,14 +43,15 @@ from workbench.actions import SIGNAL_OF_ACTION
 from workbench.backtest.signals import actions_to_signals
 from workbench.backtest.simulate import SimConfig
 from workbench.actions import ACTIONS
-from workbench.errors import NotFoundError, ParameterError
+from workbench.errors import ParameterError
 from workbench.features.windows import SeriesArrays, gather_windows
+from workbench.jobs import BackgroundJob
 from workbench.live.coordinator import InferenceTrainingCoordinator
-from workbench.live.events import SubscriberErrors, describe
-from workbench.live.feed import ReplayFeed
+from workbench.live.events import SubscriberErrors, Subscription, dispatch
+from workbench.live.sources import FeedRequest, open_feed
 from workbench.live.modes import TrainingMode
 from workbench.live.pnl import PnLTracker
-from workbench.live.strategy import StrategyConfig, TrainingStrategyManager
+from workbench.live.strategy import StrategyConfig, strategy_for
 from workbench.live.subscribers import TrainingEventSubscriber, revealed_batch
 
 UpdateFn = Callable[["LiveSession", dict], None]
@@ -88,6 +88,7 @@ class SessionConfig:
     """
 
     speed: float | None = None
+    source: str = "replay"  # a live data source of workbench.live.sources (register_source)
     history: int | None = None
     pivot_strength: int = 2
     pivot_levels: int = 3
@@ -116,7 +117,7 @@ class TrainingRecord:
     model_version: int  # the handle's version read after the step (another session's may follow)
 
 
-class LiveSession(TrainingEventSubscriber):
+class LiveSession(TrainingEventSubscriber, BackgroundJob):
     """One live (or replayed) session of a model on one series, in one training mode.
 
     Parameters
@@ -131,7 +132,8 @@ class LiveSession(TrainingEventSubscriber):
     on_update : optional ``callback(session, info)`` after every closed candle (see
         :meth:`add_update_hook`).
     feed : an existing feed of the series (e.g. a ``PushFeed``, whose ``push`` then drives the
-        session) instead of a replay of the store; ``start``/``end``/``speed`` are then unused.
+        session) instead of one opened from ``config.source``; ``start``/``end``/``speed`` are
+        then unused.
 
     Raises
     ------
@@ -145,41 +147,25 @@ class LiveSession(TrainingEventSubscriber):
         self.config = replace(cfg, speed=parse_speed(speed if speed is not None else cfg.speed))
         self.handle, self.store = model_handle, store
         self.symbol, self.timeframe = symbol, timeframe
-        self.mode = TrainingMode.parse(mode)
-        self.session_id = self.config.session_id or f"{self.mode.value}-{symbol}-{timeframe}-" \
+        self.training_strategy = strategy_for(mode, timeframe, self.config.strategy_config())
+        self.mode = self.training_strategy.mode  # a TrainingMode, or a registered mode's name
+        self.session_id = self.config.session_id or f"{self.mode}-{symbol}-{timeframe}-" \
                                                     f"{uuid.uuid4().hex[:6]}"
-        self.training_strategy = TrainingStrategyManager(self.mode, timeframe,
-                                                         self.config.strategy_config())
-        self.feed = feed if feed is not None else self._replay_feed(start, end)
+        BackgroundJob.__init__(self, f"live-{self.session_id}")
+        self.feed = feed if feed is not None else self._open_feed(start, end)
         self.series: SeriesArrays = self.feed.series
-        self.training_strategy.warm_up(*self._history_arrays())
         self.coordinator = InferenceTrainingCoordinator(self.feed, ledger=self._ledger())
         self._init_state(on_update)
-        self._subs = [
-            self.coordinator.subscribe(self, symbol, timeframe,
-                                       self.training_strategy.pivot_types,
-                                       pivots=self.training_strategy.pivot_types != ()),
-            self.feed.subscribe_candle_completion(self._on_close, symbol, timeframe)]
+        self._subs = [self.coordinator.subscribe(
+            self, symbol, timeframe, self.training_strategy.pivot_types,
+            pivots=self.training_strategy.pivot_types != ())]
 
     # -- construction helpers ------------------------------------------------------------------
-    def _replay_feed(self, start, end) -> ReplayFeed:
+    def _open_feed(self, start, end):
         history = self.handle.window - 1 if self.config.history is None else self.config.history
-        frame = self.store.read_ohlcv(self.symbol, self.timeframe, None, end)
-        ts = frame["ts"].to_numpy()
-        first = 0 if start is None else int(np.searchsorted(ts, int(start)))
-        if frame.height == 0 or first >= frame.height:
-            raise NotFoundError(f"no {self.symbol} {self.timeframe} candles in the store between "
-                                f"{start} and {end} (store {self.store.path})")
-        frame = frame.slice(max(0, first - int(history)))
-        series = SeriesArrays.from_frame(self.symbol, self.timeframe, frame)
-        return ReplayFeed(series, int(ts[first]), end, speed=self.config.speed,
-                          pivot_strength=self.config.pivot_strength,
-                          pivot_levels=self.config.pivot_levels)
-
-    def _history_arrays(self):
-        n = self.feed.last_index + 1
-        ohlcv = self.series.ohlcv
-        return self.series.ts[:n], ohlcv[:n, 1], ohlcv[:n, 2]
+        return open_feed(self.config.source, self.store, self.symbol, self.timeframe, FeedRequest(
+            start, end, int(history), self.config.speed, self.config.pivot_strength,
+            self.config.pivot_levels))
 
     def _ledger(self):
         if not self.config.ledger:
@@ -200,19 +186,17 @@ class LiveSession(TrainingEventSubscriber):
                        "training_steps": 0, **{op: 0 for op in OPERATIONS}}
         self.signal_counts = {a: 0 for a in ACTIONS}
         self.errors = SubscriberErrors(f"session {self.session_id}")
-        self._hooks: list[UpdateFn] = [on_update] if on_update else []
+        self._hooks: tuple[Subscription, ...] = ()
+        if on_update:
+            self.add_update_hook(on_update)
         self._last: dict | None = None  # the newest prediction (row, ts, candle, ...)
-        self._thread: threading.Thread | None = None
         self._closed = False
-        self._running = False  # True while run() executes, in whichever thread
-        self.failure: BaseException | None = None
-        self.elapsed_s = 0.0
         self._signals: dict[int, int] = {}  # candle ts -> signal, every candle of the replay
 
     # -- per closed candle -----------------------------------------------------------------------
-    def _on_close(self, event) -> None:
-        """Feed callback: predict, register the frame, update signal and PnL, publish a view."""
-        self.training_strategy.observe_close(event)
+    def on_new_candle(self, event) -> None:
+        """Called last at each close: predict, register the frame, update signal and PnL,
+        publish a view."""
         i, n = event.index, self.handle.window
         self.counts["candles"] += 1
         pred = None
@@ -254,23 +238,31 @@ class LiveSession(TrainingEventSubscriber):
             return
         info = {"ts": event.ts, "index": event.index, "prediction": pred,
                 "equity": self.pnl.equity}
-        for hook in tuple(self._hooks):
-            try:
-                hook(self, info)
-            except Exception as exc:  # noqa: BLE001 - a UI hook never stops the session
-                self.errors.record(describe(hook), event.ts, exc)
+        # a UI hook never stops the session: its errors are counted in stats()
+        dispatch(self._hooks, None, (self, info), self.errors, event.ts)
 
-    def add_update_hook(self, callback: UpdateFn) -> None:
+    def add_update_hook(self, callback: UpdateFn) -> Subscription:
         """Call ``callback(session, info)`` after every closed candle, in the session's thread.
+
+        Returns the :class:`~workbench.live.events.Subscription` (``unsubscribe()`` removes it).
 
         ``info`` holds ``ts``, ``index``, ``prediction`` (a dict, or ``None`` before the first
         full window) and ``equity``. An exception in a hook is counted in :meth:`stats`.
         """
-        self._hooks.append(callback)
+        sub = Subscription(callback, "update", _on_remove=self._remove_hook)
+        self._hooks = (*self._hooks, sub)
+        return sub
+
+    def _remove_hook(self, sub: Subscription) -> None:
+        self._hooks = tuple(s for s in self._hooks if s is not sub)
 
     # -- training (TrainingEventSubscriber hooks, called by the coordinator) -------------------
     def on_candle_completion(self, event, inference_ref) -> None:
-        """Train the frame that targeted this candle when the strategy says so."""
+        """Train the frame that targeted this candle when the strategy says so.
+
+        The first hook of every close (once with ``inference_ref=None`` when no frame targeted
+        it), so the strategy observes the close here, before any decision about it.
+        """
         strategy = self.training_strategy
         strategy.observe_close(event)
         if not strategy.should_train_on_candle(inference_ref):
@@ -335,7 +327,7 @@ class LiveSession(TrainingEventSubscriber):
 
     def _apply_manual_label(self, ts: int) -> None:
         labels = self.config.manual_labels
-        if labels and self.mode is TrainingMode.MANUAL and ts in labels:
+        if labels and self.training_strategy.manual and ts in labels:
             self.train_manual(labels[ts])
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -347,36 +339,14 @@ class LiveSession(TrainingEventSubscriber):
         state = getattr(self.feed, "state", "running")
         return "stopped" if self._closed and state not in ("finished",) else state
 
-    def run(self) -> dict:
-        """Replay in the calling thread until the end or :meth:`stop`; return :meth:`stats`."""
-        t0 = time.perf_counter()
-        self._running = True
-        try:
-            self.feed.run()
-        except BaseException as exc:
-            self.failure = exc
-            raise
-        finally:
-            self.elapsed_s += time.perf_counter() - t0
-            self._running = False
-            self._finish()
+    def _execute(self) -> None:
+        """Run the feed (``run()`` in the caller's thread, ``start()`` in a background one);
+        the coordinator then drives the session. ``_finish`` closes it whatever happens."""
+        self.feed.run()
+
+    def outcome(self) -> dict:
+        """:meth:`run` and :meth:`join` return the session's :meth:`stats`."""
         return self.stats()
-
-    def start(self) -> "LiveSession":
-        """Run the replay in a background thread; returns ``self``."""
-        if self._thread is not None:
-            raise ParameterError(f"session {self.session_id} has already been started")
-
-        def target():
-            try:
-                self.run()
-            except BaseException:  # noqa: BLE001 - kept in self.failure for join()
-                pass
-
-        self._thread = threading.Thread(target=target, name=f"live-{self.session_id}",
-                                        daemon=True)
-        self._thread.start()
-        return self
 
     def _replay_control(self, name: str):
         control = getattr(self.feed, name, None)
@@ -409,14 +379,6 @@ class LiveSession(TrainingEventSubscriber):
             self._finish()
         return self.stats()
 
-    def join(self, timeout: float | None = None) -> dict:
-        """Wait for a background session; re-raise the error it died of; return stats."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self.failure is not None:
-            raise self.failure
-        return self.stats()
-
     def _finish(self) -> None:
         with self._guard:
             if self._closed:
@@ -443,7 +405,7 @@ class LiveSession(TrainingEventSubscriber):
             out = {k: list(v) for k, v in self._recent.items()}
             last = self._last
         out["ghost"] = (last["target_ts"], *last["ghost"]) if last else None
-        out.update(symbol=self.symbol, timeframe=self.timeframe, mode=self.mode.value,
+        out.update(symbol=self.symbol, timeframe=self.timeframe, mode=str(self.mode),
                    state=self.state, model_version=self.handle.version)
         return out
 
@@ -457,7 +419,7 @@ class LiveSession(TrainingEventSubscriber):
         recent = (self.coordinator.errors.report()["recent"] + self.feed.errors.report()["recent"]
                   + self.errors.report()["recent"])
         return {"session_id": self.session_id, "symbol": self.symbol,
-                "timeframe": self.timeframe, "mode": self.mode.value, "state": self.state,
+                "timeframe": self.timeframe, "mode": str(self.mode), "state": self.state,
                 "model_version": self.handle.version, **self.counts,
                 "lock_waits": lock["waits"], "lock_wait_s": lock["wait_seconds"],
                 "lock_timeouts": lock["timeouts"], "signals": dict(self.signal_counts),
@@ -468,41 +430,3 @@ class LiveSession(TrainingEventSubscriber):
                 "elapsed_s": round(self.elapsed_s, 6),
                 "candles_per_s": round(self.counts["candles"] / self.elapsed_s, 2)
                 if self.elapsed_s else None}
-
-
-def run_walk_forward(cfg, *, store=None, progress=None, handle=None) -> np.ndarray:
-    """Replay a backtest range in a training mode and return one int8 signal per candle.
-
-    Parameters
-    ----------
-    cfg : a :class:`workbench.backtest.engine.BacktestConfig` (``model``, ``symbol``,
-        ``timeframe``, ``start``, ``end``, ``threshold``, ``train_during``).
-    store : the Store (default: the resolved project store).
-    progress : ``progress("signals", done, total)`` every 64 candles and at the end.
-    handle : a ModelHandle to use instead of loading ``cfg.model`` (it is trained in place).
-
-    Returns
-    -------
-    int8 (R,) signals for the R candles of ``[start, end]``, HOLD before a full window.
-    """
-    from workbench.data.store import Store
-
-    store = store if store is not None else Store()
-    if handle is None:
-        from workbench.train.handle import load_model
-
-        handle = load_model(cfg.model, store.path)
-    mode = TrainingMode.parse(cfg.train_during or TrainingMode.NONE)
-    session = LiveSession(handle, store, cfg.symbol, cfg.timeframe, mode, cfg.start, cfg.end,
-                          config=SessionConfig(threshold=cfg.threshold,
-                                               session_id=f"walk-forward-{mode.value}"))
-    total = session.feed.end_index - session.feed.start_index
-    if progress is not None:
-        session.add_update_hook(lambda s, info: (s.counts["candles"] % 64 == 0) and progress(
-            "signals", s.counts["candles"], total))
-    session.run()
-    if progress is not None:
-        progress("signals", total, total)
-    ts = session.series.ts[session.feed.start_index: session.feed.end_index]
-    signals = session.signals()
-    return np.array([signals.get(int(t), 0) for t in ts.tolist()], dtype=np.int8)

@@ -1,9 +1,11 @@
 """The training strategy of one live session: when to train, and on which label (seed 000).
 
-Every :class:`~workbench.live.session.LiveSession` owns its own :class:`TrainingStrategyManager`
-(seed 000's third recommendation: never shared between sessions). The manager only *decides*;
-the session trains, always through the model's lock. Per mode
-(:class:`~workbench.live.modes.TrainingMode`):
+Every :class:`~workbench.live.session.LiveSession` owns its own strategy (never shared between
+sessions). A strategy only *decides*; the session trains, always through the model's lock. There
+is one small :class:`TrainingStrategy` subclass per mode, registered by its mode in
+:data:`STRATEGIES`; :func:`strategy_for` builds the one of a mode. A new mode is one class and one
+``register_strategy(name, cls)`` call: the session asks its strategy, never tests the mode. The
+modes of :class:`~workbench.live.modes.TrainingMode`:
 
 ``none``
     Never trains.
@@ -19,9 +21,8 @@ the session trains, always through the model's lock. Per mode
     ``t + 1``'s close relative to ``t``'s close (> +0.05% BUY, < -0.05% SELL, else HOLD). A pivot
     at ``t`` is confirmed ``strength`` candles after ``t`` at the earliest, so at ``t + 1``'s close
     the pivot rule can apply only with ``pivot_strength=1``; with the default strength 2 the move
-    decides. The manager runs its own level-1
-    :class:`~workbench.features.pivots.StreamingPivotDetector`, updated at each close before the
-    decision, because the feed emits a close's pivot events *after* its candle event.
+    decides. The pivots a close confirms come with its candle event (``event.pivots``, from the
+    feed's one detector), so they are known before the decision.
 ``manual``
     Trains only when the user calls ``LiveSession.train_manual(action)``.
 """
@@ -34,9 +35,9 @@ import numpy as np
 from workbench.actions import ACTIONS, BUY, HOLD, HOLD_BAND, SELL
 from workbench.actions import realised_action as move_action
 from workbench.errors import ParameterError
-from workbench.features.pivots import StreamingPivotDetector
 from workbench.live.events import CandleCompletionEvent, PivotEvent
 from workbench.live.modes import TrainingMode
+from workbench.registry import Registry
 
 _AMBIGUOUS = -1
 _KEEP_PIVOTS = 64  # confirmed pivot candles remembered; only the newest ever matter
@@ -67,109 +68,169 @@ def pivot_action(is_high: bool) -> int:
     return SELL if is_high else BUY
 
 
-class TrainingStrategyManager:
-    """Decide when one session trains and on which action (see the module docstring).
+class TrainingStrategy:
+    """Base of the per-mode strategies: never trains; a subclass overrides what its mode does.
 
     Parameters
     ----------
-    mode : a :class:`TrainingMode` (or its value).
-    timeframe : the session's timeframe (for the pivot detector).
+    timeframe : the session's timeframe.
     config : labelling parameters (:class:`StrategyConfig`).
+
+    Attributes
+    ----------
+    mode : the mode this class is registered for (set by :func:`register_strategy`).
+    manual : True when the mode trains on the user's labels (``train_manual``).
+    decisions : count of each action decided so far.
     """
 
-    def __init__(self, mode, timeframe: str, config: StrategyConfig | None = None):
-        self.mode = TrainingMode.parse(mode)
+    mode: str = ""
+    manual = False
+
+    def __init__(self, timeframe: str, config: StrategyConfig | None = None):
+        self.timeframe = timeframe
         self.config = config or StrategyConfig()
-        self._detector = StreamingPivotDetector(timeframe, self.config.pivot_strength, 1)
-        self._last_observed: int | None = None
-        self._known: dict[int, int] = {}  # pivot candle ts -> action, confirmed so far
         self.decisions = {a: 0 for a in ACTIONS}
 
-    # -- what the session subscribes to ------------------------------------------------------
     @property
     def pivot_types(self) -> tuple[str, ...] | None:
-        """Pivot types to receive from the coordinator (``()`` when no pivot ever trains)."""
-        return self.config.pivot_types if self.mode is TrainingMode.PIVOTS_ONLY else ()
-
-    # -- state ----------------------------------------------------------------------------------
-    def warm_up(self, ts, high, low) -> None:
-        """Feed history candles to the level-1 detector (``every_candle`` only), silently."""
-        if self.mode is not TrainingMode.EVERY_CANDLE:
-            return
-        for t, h, lo in zip(np.asarray(ts).tolist(), np.asarray(high).tolist(),
-                            np.asarray(low).tolist()):
-            self._observe(t, h, lo)
+        """Pivot types to receive from the coordinator (``()``: no pivot ever trains)."""
+        return ()
 
     def observe_close(self, event: CandleCompletionEvent) -> None:
-        """Record a closed candle (idempotent per candle): pivots it confirms become known."""
-        if self.mode is TrainingMode.EVERY_CANDLE:
-            self._observe(event.ts, event.high, event.low)
+        """Called at each close before any decision about it (idempotent per candle)."""
 
-    def _observe(self, ts: int, high: float, low: float) -> None:
-        if self._last_observed is not None and ts <= self._last_observed:
-            return
-        self._last_observed = ts
-        for p in self._detector.update(ts, high, low):
-            action = pivot_action(p.is_high)
-            # an outside bar that is both a high and a low pivot is ambiguous: the move decides
-            self._known[p.ts] = action if self._known.get(p.ts, action) == action else _AMBIGUOUS
-        if len(self._known) > _KEEP_PIVOTS:
-            for key in sorted(self._known)[:-_KEEP_PIVOTS]:
-                del self._known[key]
-
-    def known_pivot(self, ts: int) -> int | None:
-        """The action of candle ``ts`` if it is a pivot confirmed so far, else ``None``.
-
-        A candle confirmed as both a high and a low pivot (an outside bar) gives ``None``.
-        """
-        action = self._known.get(int(ts))
-        return None if action == _AMBIGUOUS else action
-
-    # -- decisions ------------------------------------------------------------------------------
     def should_train_on_candle(self, inference_ref) -> bool:
-        """True when this close trains the frame that targeted it (``every_candle``)."""
-        return self.mode is TrainingMode.EVERY_CANDLE and inference_ref is not None
+        """True when this close trains the frame that targeted it."""
+        return False
 
     def action_for_candle(self, frame_end_ts: int, move_pct: float) -> int:
         """The action of the frame whose window ends at ``frame_end_ts``, revealed now.
 
         ``move_pct`` is the next candle's close relative to the frame's last close, in percent.
-        A pivot at ``frame_end_ts`` confirmed by now wins over the move.
         """
-        action = self.known_pivot(frame_end_ts)
-        if action is None:
-            action = move_action(move_pct, self.config.hold_band)
-        self.decisions[ACTIONS[action]] += 1
-        return action
+        return self._decided(move_action(move_pct, self.config.hold_band))
 
     def should_train_on_pivot(self, event: PivotEvent) -> bool:
-        """True when a confirmed pivot trains (``pivots_only``, type in ``pivot_types``)."""
-        types = self.config.pivot_types
-        return (self.mode is TrainingMode.PIVOTS_ONLY
-                and (types is None or event.pivot_type in types))
+        """True when a confirmed pivot trains the frames inferred at the pivot candle."""
+        return False
 
     def action_for_pivot(self, event: PivotEvent) -> int:
         """BUY at a confirmed low pivot, SELL at a confirmed high pivot."""
-        action = pivot_action(event.is_high)
-        self.decisions[ACTIONS[action]] += 1
-        return action
+        return self._decided(pivot_action(event.is_high))
 
     def manual_action(self, action) -> int:
-        """Validate a manual label (a name in ACTIONS or its index) and return its index.
+        """Validate a manual label and return its index; only a manual mode accepts one.
 
         Raises
         ------
         ParameterError : outside ``manual`` mode, or for an unknown action.
         """
-        if self.mode is not TrainingMode.MANUAL:
-            raise ParameterError(f"train_manual needs a session in mode "
-                                 f"{TrainingMode.MANUAL.value!r}; this one is in "
-                                 f"{self.mode.value!r}")
+        raise ParameterError(f"train_manual needs a session in mode "
+                             f"{TrainingMode.MANUAL.value!r}; this one is in {str(self.mode)!r}")
+
+    def _decided(self, action: int) -> int:
+        self.decisions[ACTIONS[action]] += 1
+        return action
+
+
+#: training strategy classes by mode value
+STRATEGIES: Registry[type[TrainingStrategy]] = Registry("training mode")
+
+
+def register_strategy(mode, cls: type[TrainingStrategy]) -> type[TrainingStrategy]:
+    """Register ``cls`` as the strategy of ``mode`` (a TrainingMode or a new mode's name)."""
+    cls.mode = mode if isinstance(mode, TrainingMode) else str(mode)
+    return STRATEGIES.register(str(mode), cls)
+
+
+def strategy_for(mode, timeframe: str, config: StrategyConfig | None = None) -> TrainingStrategy:
+    """Build the registered strategy of ``mode`` (a member, its value or a registered name).
+
+    Raises
+    ------
+    ParameterError : (UnknownNameError) naming the mode and the registered ones.
+    """
+    key = str(mode).strip().lower().replace("-", "_")
+    return STRATEGIES.get(key)(timeframe, config)
+
+
+#: seed 000's name for a session's strategy: ``TrainingStrategyManager(mode, timeframe, config)``
+TrainingStrategyManager = strategy_for
+
+
+class NoTraining(TrainingStrategy):
+    """``none``: inference only; the weights never change."""
+
+
+class PivotsOnly(TrainingStrategy):
+    """``pivots_only``: one step per confirmed pivot of ``config.pivot_types``."""
+
+    @property
+    def pivot_types(self) -> tuple[str, ...] | None:
+        return self.config.pivot_types
+
+    def should_train_on_pivot(self, event: PivotEvent) -> bool:
+        types = self.config.pivot_types
+        return types is None or event.pivot_type in types
+
+
+class EveryCandle(TrainingStrategy):
+    """``every_candle``: one step per close on the frame it reveals; a pivot confirmed in time
+    labels the frame, otherwise the move does (see the module docstring)."""
+
+    def __init__(self, timeframe: str, config: StrategyConfig | None = None):
+        super().__init__(timeframe, config)
+        self._last_observed: int | None = None
+        self._known: dict[int, int] = {}  # pivot candle ts -> action, confirmed so far
+
+    def observe_close(self, event: CandleCompletionEvent) -> None:
+        """Record the level-1 pivots this close confirms (they come with the event from the
+        feed's detector; ``pivot_strength`` must equal the feed's)."""
+        if self._last_observed is not None and event.ts <= self._last_observed:
+            return
+        self._last_observed = event.ts
+        for p in event.pivots:
+            if p.level != 1:
+                continue
+            action = pivot_action(p.is_high)
+            # an outside bar that is both a high and a low pivot is ambiguous: the move decides
+            known = self._known.get(p.pivot_ts, action)
+            self._known[p.pivot_ts] = action if known == action else _AMBIGUOUS
+        if len(self._known) > _KEEP_PIVOTS:
+            for key in sorted(self._known)[:-_KEEP_PIVOTS]:
+                del self._known[key]
+
+    def known_pivot(self, ts: int) -> int | None:
+        """The action of candle ``ts`` if it is a pivot confirmed so far, else ``None`` (also for
+        an outside bar confirmed as both a high and a low pivot)."""
+        action = self._known.get(int(ts))
+        return None if action == _AMBIGUOUS else action
+
+    def should_train_on_candle(self, inference_ref) -> bool:
+        return inference_ref is not None
+
+    def action_for_candle(self, frame_end_ts: int, move_pct: float) -> int:
+        action = self.known_pivot(frame_end_ts)
+        if action is None:
+            return super().action_for_candle(frame_end_ts, move_pct)
+        return self._decided(action)
+
+
+class Manual(TrainingStrategy):
+    """``manual``: one step per label the user gives (``LiveSession.train_manual``)."""
+
+    manual = True
+
+    def manual_action(self, action) -> int:
         if isinstance(action, (int, np.integer)) and 0 <= int(action) < len(ACTIONS):
             index = int(action)
         elif isinstance(action, str) and action.strip().upper() in ACTIONS:
             index = ACTIONS.index(action.strip().upper())
         else:
             raise ParameterError(f"manual action {action!r} is not one of {ACTIONS}")
-        self.decisions[ACTIONS[index]] += 1
-        return index
+        return self._decided(index)
+
+
+for _mode, _cls in ((TrainingMode.NONE, NoTraining), (TrainingMode.PIVOTS_ONLY, PivotsOnly),
+                    (TrainingMode.EVERY_CANDLE, EveryCandle), (TrainingMode.MANUAL, Manual)):
+    register_strategy(_mode, _cls)

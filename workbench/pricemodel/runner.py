@@ -15,24 +15,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from workbench.errors import ParameterError
+from workbench.registry import Registry
 
 ModelBuilder = Callable[..., object]
-_MODELS: dict[str, ModelBuilder] = {}
+#: Keras model builders by model type (the torch engine's classes use the same Registry API)
+MODELS: Registry[ModelBuilder] = Registry("model")
 
 
 def register_model(name: str, builder: ModelBuilder) -> None:
     """Register ``builder(sequence_length, n_features, units) -> keras.Model`` under ``name``."""
-    _MODELS[name] = builder
+    MODELS.register(name, builder)
 
 
 def get_model_builder(name: str) -> ModelBuilder:
-    """Return the builder registered as ``name``; ParameterError names the known ones."""
-    try:
-        return _MODELS[name]
-    except KeyError:
-        raise ParameterError(f"model type {name!r} is not registered; known: "
-                             f"{', '.join(sorted(_MODELS))}") from None
+    """Return the builder registered as ``name``; UnknownNameError (a ParameterError) names the
+    known ones."""
+    return MODELS.get(name)
 
 
 def _conv_recurrent(recurrent: str):

@@ -25,21 +25,25 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from workbench.errors import ConfigError
 from workbench.features.windows import N_FEATURES
+from workbench.registry import Registry
 
 N_ACTIONS = 3
 N_CANDLE = 4
 
-_MODELS: dict[str, type[nn.Module]] = {}
+def _needs_from_config(name: str, cls) -> None:
+    if not hasattr(cls, "from_config"):
+        raise TypeError(f"model class {cls.__name__} needs a from_config(model_config) classmethod")
+
+
+#: torch model classes by ``model.type`` (the TF engine's builders use the same Registry API)
+MODELS: Registry[type[nn.Module]] = Registry("model", context="config key 'model.type'",
+                                             check=_needs_from_config)
 
 
 def register_model(name: str, cls: type[nn.Module]) -> type[nn.Module]:
     """Register ``cls`` under ``name``; ``cls.from_config(model_config)`` must build it."""
-    if not hasattr(cls, "from_config"):
-        raise TypeError(f"model class {cls.__name__} needs a from_config(model_config) classmethod")
-    _MODELS[name] = cls
-    return cls
+    return MODELS.register(name, cls)
 
 
 def get_model(name: str) -> type[nn.Module]:
@@ -47,18 +51,14 @@ def get_model(name: str) -> type[nn.Module]:
 
     Raises
     ------
-    ConfigError : naming the unknown type and the known ones.
+    UnknownNameError : (a ConfigError) naming the unknown type and the known ones.
     """
-    try:
-        return _MODELS[name]
-    except KeyError:
-        raise ConfigError(f"config key 'model.type': unknown model {name!r}; "
-                          f"known models: {sorted(_MODELS)}") from None
+    return MODELS.get(name)
 
 
 def known_models() -> list[str]:
     """Return the registered model names."""
-    return sorted(_MODELS)
+    return MODELS.names()
 
 
 def build_model(model_config) -> nn.Module:

@@ -27,6 +27,7 @@ from pathlib import Path
 from lightning.pytorch.callbacks import Callback
 
 from workbench.errors import NotFoundError, RunError
+from workbench.jobs import BackgroundJob
 from workbench.runs import (ActiveRunLock, list_runs, now_iso, read_run, run_path, runs_dir,
                             show_run, update_run, wait_for, write_json_atomic)
 from workbench.train.config import TrainConfig, config_from_dict
@@ -173,22 +174,16 @@ def train(config: TrainConfig | None = None, *, resume: str | None = None, db=No
     return _run_job(job, active)
 
 
-class RunHandle:
+class RunHandle(BackgroundJob):
     """A run training in a background thread (returned by :func:`start_training`)."""
 
     def __init__(self, job: _Job, active: ActiveRunLock):
-        self.run_id, self._job = job.run_id, job
-        self._result: dict | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, args=(active,),
-                                        name=f"train-{job.run_id}", daemon=True)
-        self._thread.start()
+        super().__init__(f"train-{job.run_id}")
+        self.run_id, self._job, self._active = job.run_id, job, active
+        self.start()
 
-    def _work(self, active: ActiveRunLock) -> None:
-        try:
-            self._result = _run_job(self._job, active)
-        except BaseException as exc:  # noqa: BLE001 - handed to wait()
-            self._error = exc
+    def _execute(self) -> dict:
+        return _run_job(self._job, self._active)
 
     def status(self) -> str:
         """Return the run's status from ``run.json``."""
@@ -203,7 +198,8 @@ class RunHandle:
         self._job.stop.set()
 
     def done(self) -> bool:
-        return not self._thread.is_alive()
+        """True once the run has ended (completed, stopped or failed)."""
+        return not self.is_alive()
 
     def wait(self, timeout: float | None = None) -> dict:
         """Wait for the run to end and return its ``run.json``; re-raise its error if it failed.
@@ -213,11 +209,9 @@ class RunHandle:
         RunError : when ``timeout`` passes first.
         """
         self._thread.join(timeout)
-        if self._thread.is_alive():
+        if self.is_alive():
             raise RunError(f"run {self.run_id} still running after {timeout} s")
-        if self._error is not None:
-            raise self._error
-        return self._result
+        return self.join()
 
 
 def start_training(config: TrainConfig | None = None, *, resume: str | None = None, db=None,

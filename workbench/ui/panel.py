@@ -31,6 +31,7 @@ import polars as pl
 
 from workbench.actions import ACTIONS
 from workbench.errors import WorkbenchError
+from workbench.jobs import CallableJob
 from workbench.live.modes import TrainingMode
 from workbench.ui import charts, prepare
 from workbench.ui.panel_state import (LABELS, LIVE_BUTTONS, Button, PanelFacts, button_states)
@@ -73,7 +74,7 @@ class ControlPanel:
         self.session = None
         self.last_backtest = None
         self._handles: dict = {}
-        self._threads: dict[str, threading.Thread] = {}
+        self._threads: dict[str, CallableJob] = {}
         self._run_handle = None
         self._manual_busy = False
         self._stopping = False
@@ -224,19 +225,13 @@ class ControlPanel:
         return self._handles[run_id]
 
     def _spawn(self, name: str, target) -> None:
-        def guarded():
-            try:
-                target()
-            except WorkbenchError as exc:
-                self.log(f"{name}: {exc}")
-            except Exception as exc:  # noqa: BLE001 - shown in the log, never kills the kernel
-                self.log(f"{name} failed: {type(exc).__name__}: {exc}")
-            finally:
-                self.refresh()
+        def report(exc: Exception) -> None:  # shown in the log, never kills the kernel
+            self.log(f"{name}: {exc}" if isinstance(exc, WorkbenchError)
+                     else f"{name} failed: {type(exc).__name__}: {exc}")
 
-        thread = threading.Thread(target=guarded, name=f"panel-{name}", daemon=True)
-        self._threads[name] = thread
-        thread.start()
+        job = CallableJob(f"panel-{name}", target, on_error=report, on_finish=self.refresh)
+        self._threads[name] = job
+        job.start()
         self.refresh()
         self._ensure_ticker()
 
@@ -309,7 +304,10 @@ class ControlPanel:
             self.progress.description = phase
             self.progress.value = (PHASES.index(phase) + done / max(total, 1)) / len(PHASES)
 
-        result = run_backtest(config, store=self.store, progress=progress)
+        run = run_backtest
+        if config.walk_forward:  # its signals come from a session that trains as it replays
+            from workbench.live.walk_forward import run_walk_forward_backtest as run
+        result = run(config, store=self.store, progress=progress)
         self.last_backtest = result
         self.progress.value = 1.0
         self.results.value = _stats_table(result.stats, result.backtest_id)
@@ -499,3 +497,4 @@ def _stats_table(stats: dict, backtest_id: str) -> str:
 
 def _fmt(value) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
+
