@@ -68,6 +68,49 @@ def live_modes(store: Store, candles: int = 300) -> None:
               f"errors={st['errors']} ({st['candles_per_s']} candles/s)")
 
 
+def live_exchange(store: Store, live: int = 100, backfill: int = 100) -> None:
+    """Follow the local exchange (``workbench exchange-sim``, every fault on) with the quick
+    model through ccxt, paper trading, in a scratch store (issue 15)."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from workbench.live.live_view import live_view, open_session
+    from workbench.train.handle import load_model
+
+    tail = store.read_ohlcv(*ETH, store.last_ts(*ETH) - 1200 * 60_000)
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Store(Path(tmp) / "live.duckdb")
+        scratch.replace_series(*ETH, tail.head(tail.height - live - backfill))
+        served = tail.tail(live + backfill + 100)  # 100 stored, then backfill, then live
+        served.write_parquet(Path(tmp) / "served.parquet")
+        sim = subprocess.Popen(
+            [sys.executable, "-c", "from workbench.cli import main; main()", "exchange-sim",
+             "--data", str(Path(tmp) / "served.parquet"), "--symbol", ETH[0], "--timeframe", ETH[1],
+             "--port", "0", "--speed", "1200x", "--faults", "drop,duplicate,reorder,disconnect,429",
+             "--start-index", str(100 + backfill)], stdout=subprocess.PIPE, text=True)
+        try:
+            url = sim.stdout.readline().split()[2]
+            run = open_session(load_model(_STATE["run_id"], store.path), scratch, *ETH, "none",
+                               source="exchange", url=url, max_candles=live + backfill,
+                               backoff_s=0.1, poll_s=1.0)
+            st = run.session.run()
+            run.broker.close()
+            view = live_view(run)
+        finally:
+            sim.terminate()
+            sim.wait(10)
+        src, paper = view["source"], view["paper"]
+        same = scratch.read_ohlcv(*ETH).tail(live + backfill).equals(served.slice(100))
+    print(f"   exchange-sim at {url}: candles={st['candles']} predictions={st['predictions']} "
+          f"backfilled={src['backfilled']} reconnects={src['reconnects']} "
+          f"rate_limited={src['rate_limited']} duplicates={src['duplicates']} "
+          f"lag={src['lag_ms']} ms stored==served: {same}")
+    print(f"   paper: position={paper['position']:g} unrealised={paper['unrealised_pnl']:+.2f} "
+          f"equity={paper['equity']:.2f} fills={paper['fills']} ({st['candles_per_s']} "
+          "candles/s)")
+
+
 def backtest(store: Store, days: int = 3) -> None:
     """Backtest the quick model over the last ``days`` of ETH/USDT 1m (the visible range)."""
     from workbench.backtest.engine import BacktestConfig, run_backtest
@@ -110,6 +153,7 @@ STEPS: list[tuple[str, Callable[[Store], None]]] = [
     ("Overview chart with confirmed pivots", overview),
     ("Train the quick transformer (configs/transformer.yaml --quick)", train_quick),
     ("Live sessions in each training mode", live_modes),
+    ("Live session against the local exchange (ccxt, faults on, paper trading)", live_exchange),
     ("Backtest the visible range (last 3 days)", backtest),
     ("Notebook suite through papermill (CI profile)", notebooks),
     ("Headline numbers", headline),

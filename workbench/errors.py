@@ -79,3 +79,8 @@ class LookaheadError(WorkbenchError):
 class NonFiniteError(WorkbenchError):
     """Raised when a model produces NaN or inf where a result is expected: a training loss, the
     weights of a checkpoint, or the outputs of an inference (never passed on as a signal)."""
+
+
+class LiveSourceError(WorkbenchError):
+    """Raised when a live data source (an exchange) keeps failing past its retry budget or
+    answers with an error no retry can fix (an unknown market, say)."""

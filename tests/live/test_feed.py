@@ -192,7 +192,6 @@ def test_pushed_candles_are_stored_and_emitted_exactly_like_replay(push_store, e
     (dict(close=math.nan), "not_finite"),
     (dict(volume=-1.0), "negative_volume"),
     (dict(ts_shift=60_000), "continuity"),  # skips a candle
-    (dict(ts_shift=-60_000), "continuity"),  # repeats the last stored candle
     (dict(ts_shift=30_000), "continuity"),  # off the 1m grid
 ])
 def test_push_rejects_bad_candles_and_changes_nothing(push_store, eth_slice, change, rule):
@@ -211,6 +210,42 @@ def test_push_rejects_bad_candles_and_changes_nothing(push_store, eth_slice, cha
     assert feed.series.length == 500 and rec.log == []
     feed.push(eth_slice.row(2000, named=True))  # the feed still works afterwards
     assert push_store.last_ts(SYM, TF) == eth_slice["ts"][2000]
+
+
+def test_push_ignores_a_resent_candle_and_the_first_closed_value_stands(push_store, eth_slice):
+    feed = PushFeed.from_store(push_store, SYM, TF, history=500)
+    rec = Recorder(feed)
+    assert feed.push(eth_slice.row(2000, named=True)) == 1
+    assert feed.push(eth_slice.row(2000, named=True)) == 0  # re-sent, identical
+    assert feed.push(eth_slice.row(1990, named=True)) == 0  # an older one, identical
+    revised = {**eth_slice.row(2000, named=True), "volume": eth_slice["volume"][2000] + 1.0}
+    assert feed.push(revised) == 0
+    assert (feed.duplicates, feed.revisions) == (2, 1)
+    assert feed.revised[-1][1] == eth_slice.row(2000)
+    assert feed.revised[-1][2][5] == revised["volume"]
+    assert push_store.read_ohlcv(SYM, TF).equals(eth_slice.head(2001))  # first value stands
+    assert feed.push_many(eth_slice.slice(1999, 5)) == 3  # overlap dropped, the rest goes on
+    assert len(rec.candles()) == 4 and feed.stats()["duplicates"] == 4
+
+
+def test_push_backfills_a_gap_through_the_callback_before_going_on(push_store, eth_slice):
+    asked = []
+
+    def backfill(first, nxt):
+        asked.append((first, nxt))
+        return eth_slice.filter((pl.col("ts") >= first) & (pl.col("ts") < nxt))
+
+    feed = PushFeed.from_store(push_store, SYM, TF, history=500, backfill=backfill)
+    rec = Recorder(feed)
+    assert feed.push(eth_slice.row(2005, named=True)) == 6  # 2000..2004 backfilled first
+    assert asked == [(eth_slice["ts"][2000], eth_slice["ts"][2005])]
+    assert feed.backfilled == 5 and rec.candles() == eth_slice["ts"][2000:2006].to_list()
+    assert push_store.read_ohlcv(SYM, TF).equals(eth_slice.head(2006))
+    feed.backfill = lambda first, nxt: eth_slice.slice(2006, 1)  # fills only part of the gap
+    with pytest.raises(DataValidationError) as info:
+        feed.push(eth_slice.row(2010, named=True))
+    assert info.value.rule == "continuity"
+    assert push_store.last_ts(SYM, TF) == eth_slice["ts"][2005]
 
 
 def test_push_batch_with_a_bad_row_stores_none_of_it(push_store, eth_slice):

@@ -167,7 +167,9 @@ def test_snapshot_is_consistent_while_the_session_runs(eth_store):
 
 
 @pytest.mark.parametrize("sim", [SimConfig(), SimConfig(fill="close", long_only=True),
-                                 SimConfig(size_mode="fraction", size=0.5, fee=0.002)])
+                                 SimConfig(size_mode="fraction", size=0.5, fee=0.002),
+                                 SimConfig(size_mode="fraction", size=0.8, slippage=0.0005),
+                                 SimConfig(slippage=0.001, size=3)])
 def test_pnl_tracking_equals_the_backtest_simulator(eth_slice, sim):
     rng = np.random.default_rng(3)
     frame = eth_slice.head(400)
@@ -176,8 +178,13 @@ def test_pnl_tracking_equals_the_backtest_simulator(eth_slice, sim):
     tracker = PnLTracker(sim)
     live = np.array([tracker.on_bar(oi, ci, si) for oi, ci, si in zip(o, c, signal)])
     ref = simulate(o, c, signal, sim)
-    assert np.allclose(live, ref.equity, rtol=1e-12, atol=0)
+    assert np.array_equal(live, ref.equity)  # the same simulator code: bit for bit
     assert tracker.fills == ref.fill_idx.shape[0]
+    step = tracker.result()
+    for name in ("equity", "position", "fill_idx", "fill_units", "fill_price", "fill_fee"):
+        assert np.array_equal(getattr(step, name), getattr(ref, name)), name
+    assert step.trades.keys() == ref.trades.keys()
+    assert all(np.array_equal(step.trades[k], ref.trades[k]) for k in ref.trades)
 
 
 def test_a_push_feed_drives_a_session_candle_by_candle(tmp_store, eth_slice):

@@ -52,6 +52,6 @@ def test_a_registered_source_is_used_and_unknown_ones_are_named(eth_store, eth_s
         assert opened == [FeedRequest(int(ts[100]), int(ts[109]), 31, None, 2, 3)]
     finally:
         SOURCES.unregister("recorded_test")
-    with pytest.raises(ParameterError, match="unknown live data source 'ccxt'; known: 'push', "
-                                             "'replay'"):
+    with pytest.raises(ParameterError, match="unknown live data source 'ccxt'; known: "
+                                             "'exchange', 'push', 'replay'"):
         open_feed("ccxt", eth_store, SYM, TF)

@@ -163,6 +163,39 @@ def _check_inputs(open_: np.ndarray, close: np.ndarray, signal: np.ndarray) -> N
                              f"({signal.shape[0]}) must have the same length")
 
 
+def _entry_price(price, direction, cfg: SimConfig):
+    """The price an entry in ``direction`` pays: slippage against the trader."""
+    return price * (1.0 + cfg.slippage * direction)
+
+
+def _exit_price(price, direction, cfg: SimConfig):
+    """The price the exit of a position in ``direction`` gets: slippage against the trader."""
+    return price * (1.0 - cfg.slippage * direction)
+
+
+def _growth(direction, entry, exit_, cfg: SimConfig):
+    """Factor by which a fraction-sized position (entry to exit, both fees) grows flat equity."""
+    d = direction
+    return 1.0 + d * cfg.size * (exit_ * (1.0 - d * cfg.fee) - entry * (1.0 + d * cfg.fee)) \
+        / (entry * (1.0 + cfg.fee))
+
+
+def _fraction_size(direction, entry, flat_equity, cfg: SimConfig):
+    """Units of a fraction-sized position: ``size`` of flat equity, fee included."""
+    return direction * cfg.size * flat_equity / (entry * (1.0 + cfg.fee))
+
+
+def fill_costs(price, traded, cfg: SimConfig):
+    """Return ``(fill_price, fee)`` of trading ``traded`` units (signed) at ``price``.
+
+    The one fill rule of the simulator and its incremental twin :class:`SimStepper`: slippage
+    moves the price against the trade, the fee is ``fee * |units| * fill_price``. Works on
+    scalars and arrays alike.
+    """
+    fill_px = price * (1.0 + cfg.slippage * np.sign(traded))
+    return fill_px, cfg.fee * np.abs(traded) * fill_px
+
+
 def _fraction_units(direction: np.ndarray, price: np.ndarray, cfg: SimConfig) -> np.ndarray:
     """Units of each position under fraction-of-equity sizing, by a product over changes.
 
@@ -172,20 +205,19 @@ def _fraction_units(direction: np.ndarray, price: np.ndarray, cfg: SimConfig) ->
     if price.size == 0:  # no fill, no position: nothing to size
         return np.zeros(0)
     d = direction.astype(np.float64)
-    entry = price * (1.0 + cfg.slippage * d)
+    entry = _entry_price(price, d, cfg)
     exit_ = np.empty_like(price)
-    exit_[:-1] = price[1:] * (1.0 - cfg.slippage * d[:-1])
+    exit_[:-1] = _exit_price(price[1:], d[:-1], cfg)
     exit_[-1] = np.nan  # the last position is never closed by a later fill
-    growth = 1.0 + d * cfg.size * (exit_ * (1.0 - d * cfg.fee) - entry * (1.0 + d * cfg.fee)) \
-        / (entry * (1.0 + cfg.fee))
+    growth = _growth(d, entry, exit_, cfg)
     flat_equity = np.empty_like(price)
     flat_equity[0] = cfg.cash
     np.cumprod(growth[:-1], out=flat_equity[1:])
     flat_equity[1:] *= cfg.cash
-    return d * cfg.size * flat_equity / (entry * (1.0 + cfg.fee))
+    return _fraction_size(d, entry, flat_equity, cfg)
 
 
-def _trades(direction, units, idx, fill_px, fees, close, cfg) -> dict:
+def trades_from_fills(direction, units, idx, fill_px, fees, close, cfg) -> dict:
     """Pair each opening fill with the next fill (its exit) into trade records."""
     opened = np.flatnonzero(direction != 0)
     size = units[opened]
@@ -243,13 +275,12 @@ def simulate(open_, close, signal, config: SimConfig | None = None) -> SimResult
     else:
         units = _fraction_units(direction, price, cfg)
     traded = np.diff(units, prepend=0.0)
-    fill_px = price * (1.0 + cfg.slippage * np.sign(traded))
-    fees = cfg.fee * np.abs(traded) * fill_px
+    fill_px, fees = fill_costs(price, traded, cfg)
     cash = cfg.cash + np.cumsum(-traded * fill_px - fees)
     equity, position = _dense_curves(idx, units, cash, close, cfg.cash)
     return SimResult(equity=equity, position=position, fill_idx=idx, fill_units=traded,
                      fill_price=fill_px, fill_fee=fees,
-                     trades=_trades(direction, units, idx, fill_px, fees, close, cfg),
+                     trades=trades_from_fills(direction, units, idx, fill_px, fees, close, cfg),
                      cash=float(cash[-1]) if cash.size else float(cfg.cash))
 
 
@@ -264,3 +295,95 @@ def _dense_curves(idx, units, cash, close, initial_cash):
     equity = np.repeat(np.concatenate([[float(initial_cash)], cash]), lengths)
     equity += position * close
     return equity, position
+
+
+class SimStepper:
+    """The simulator one bar at a time: the same fill rules, sizing and cash arithmetic as
+    :func:`simulate`, for callers that see bars as they close (a live session's PnL, the paper
+    broker).
+
+    Feed :meth:`on_bar` each bar with the signal decided at its close. The equity after each
+    call, the fills and :meth:`result` are bit-identical to :func:`simulate` over the same bars
+    and signals: both call the same helpers (:func:`fill_costs`, the fraction-sizing growth) in
+    the same order, and cash is the initial cash plus a running sum of fill cash flows exactly
+    as the vectorised ``cumsum`` adds them.
+    """
+
+    def __init__(self, config: SimConfig | None = None):
+        self.cfg = config or SimConfig()
+        self.units, self.held, self.target = 0.0, 0, 0
+        self.fills, self.fees, self.bar = 0, 0.0, 0
+        self.equity, self.last_close = float(self.cfg.cash), None
+        self._flows = 0.0  # sum of fill cash flows, in fill order (the simulator's cumsum)
+        self._entry, self._growth = None, None  # fraction sizing: last entry, growth product
+        self.fill_rows: list[tuple] = []  # (bar, direction, units after, traded, price, fee)
+        self.equity_curve: list[float] = []
+        self.positions: list[float] = []
+
+    @property
+    def cash(self) -> float:
+        """Cash now: initial cash plus every fill's cash flow."""
+        return self.cfg.cash + self._flows
+
+    def _units(self, direction: int, price: float) -> float:
+        cfg = self.cfg
+        if cfg.size_mode == "fixed":
+            return direction * float(cfg.size)
+        d = float(direction)
+        flat = cfg.cash
+        if self.fills:  # the previous position closes here: its growth joins the product
+            g = _growth(float(self.held), self._entry, _exit_price(price, float(self.held), cfg),
+                        cfg)
+            self._growth = g if self.fills == 1 else self._growth * g
+            flat = self._growth * cfg.cash
+        self._entry = _entry_price(price, d, cfg)
+        return _fraction_size(d, self._entry, flat, cfg)
+
+    def _fill(self, direction: int, price: float) -> None:
+        units = self._units(direction, price)
+        traded = units - self.units
+        px, fee = fill_costs(price, traded, self.cfg)
+        self._flows += -traded * px - fee
+        self.fill_rows.append((self.bar, direction, units, traded, float(px), float(fee)))
+        self.units, self.held = units, direction
+        self.fills += 1
+        self.fees += float(fee)
+
+    def on_bar(self, open_: float, close: float, signal: int) -> float:
+        """Process one closed bar and the signal decided at its close; return the equity."""
+        if signal not in (-1, 0, 1):
+            raise ParameterError(f"signal at bar {self.bar} is {signal!r}; signals must be -1 "
+                                 "(SELL), 0 (HOLD) or 1 (BUY)")
+        next_open = self.cfg.fill == "next_open"
+        if next_open and self.target != self.held:
+            self._fill(self.target, open_)
+        if signal:
+            self.target = max(signal, 0) if self.cfg.long_only else int(signal)
+        if not next_open and self.target != self.held:
+            self._fill(self.target, close)
+        self.equity = self.cash + self.units * close
+        self.last_close = close
+        self.equity_curve.append(self.equity)
+        self.positions.append(self.units)
+        self.bar += 1
+        return self.equity
+
+    def result(self) -> SimResult:
+        """The bars so far as :func:`simulate` reports them (equal to it, bit for bit)."""
+        if not self.bar:
+            raise ParameterError("no bar has been simulated yet")
+        rows = self.fill_rows
+        idx = np.array([r[0] for r in rows], dtype=np.int64)
+        direction = np.array([r[1] for r in rows], dtype=np.int8)
+        units, traded, px, fee = (np.array([r[k] for r in rows], dtype=np.float64)
+                                  for k in (2, 3, 4, 5))
+        return SimResult(equity=np.array(self.equity_curve), position=np.array(self.positions),
+                         fill_idx=idx, fill_units=traded, fill_price=px, fill_fee=fee,
+                         trades=trades_from_fills(direction, units, idx, px, fee,
+                                                  np.array([self.last_close]), self.cfg),
+                         cash=float(self.cash))
+
+    def summary(self) -> dict:
+        """Equity, return, fills, fees and the position held."""
+        return {"equity": self.equity, "return_pct": (self.equity / self.cfg.cash - 1.0) * 100,
+                "fills": self.fills, "fees": self.fees, "position": self.units}

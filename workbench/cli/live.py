@@ -1,10 +1,15 @@
-"""CLI command of the live part: ``workbench live`` replays a range through a live session.
+"""CLI command of the live part: ``workbench live`` runs a live session over history or an exchange.
 
 ``workbench live --model RUN_ID --symbol S --timeframe TF --mode MODE --start D --end D
 [--speed max|1x|Nx] [--manual-labels FILE] [--ledger] [--json]`` loads the run's model, replays
 the stored candles of the range through the feed and the coordinator in the chosen training mode
 and reports predictions, training steps, lock waits, signals, PnL and errors. Training changes
 only the in-memory model; the run's checkpoints are left as they are.
+
+``--source exchange --exchange ID [--exchange-url URL] [--until TS | --max-candles N]`` follows
+an exchange through ccxt instead (``workbench.live.exchange_source``): backfill from the last
+stored candle, then every candle as it closes, stored as it closes; without ``--until`` /
+``--max-candles`` it runs until Ctrl-C. ``--json`` adds the source's status under ``source``.
 
 A manual-labels file (CSV or Parquet, columns ``ts`` and ``action`` in BUY/SELL/HOLD) drives mode
 ``manual``: when the candle at ``ts`` closes, the session calls ``train_manual(action)``.
@@ -76,6 +81,19 @@ def _print_stats(payload: dict) -> None:
     if payload.get("recent_errors"):
         last = payload["recent_errors"][-1]
         typer.echo(f"  last error     {last['error']} (candle ts {last['event_ts']})")
+    paper = payload.get("paper")
+    if paper:
+        typer.echo(f"  paper          position {paper['position']:g}  entry "
+                   f"{paper['entry_price']}  unrealised {paper['unrealised_pnl']:.2f}  equity "
+                   f"{paper['equity']:.2f}  fills {paper['fills']}  (session "
+                   f"{paper['session_id']})")
+    src = payload.get("source")
+    if src:
+        typer.echo(f"  source         {src['exchange']} via {src['transport']}: last candle "
+                   f"{src['last_candle_ts']}, lag {src['lag_ms']} ms, backfilled "
+                   f"{src['backfilled']}, reconnects {src['reconnects']}, rate limited "
+                   f"{src['rate_limited']}, duplicates {src['duplicates']}, revisions "
+                   f"{src['revisions']}")
 
 
 def live(
@@ -90,11 +108,26 @@ def live(
     manual_labels: str = typer.Option(None, "--manual-labels", metavar="FILE",
                                       help="CSV/Parquet of ts, action for mode manual."),
     ledger: bool = typer.Option(False, "--ledger", help="Write every frame to the ledger."),
+    source: str = typer.Option("replay", "--source",
+                               help="replay (stored history) or exchange (ccxt, live)."),
+    exchange: str = typer.Option("binance", "--exchange", help="ccxt exchange id (--source "
+                                 "exchange)."),
+    exchange_url: str = typer.Option(None, "--exchange-url", metavar="URL",
+                                     help="Base URL replacing the exchange's hosts (e.g. the "
+                                          "local exchange-sim)."),
+    until: str = typer.Option(None, "--until", help="Exchange: last candle to follow (ISO or "
+                              "epoch ms); default: until stopped."),
+    max_candles: int = typer.Option(None, "--max-candles", help="Exchange: candles to emit, "
+                                    "backfill included; default: until stopped."),
+    paper: bool = typer.Option(False, "--paper", help="Paper-trade the signals (orders, fills, "
+                               "equity and position kept in the store)."),
     as_json: bool = _common.JSON_OPTION,
 ) -> None:
-    """Replay a range through a live session in a training mode and report what happened."""
+    """Run a live session in a training mode over stored history (replay) or an exchange's
+    candles as they close (exchange), and report what happened. Ctrl-C stops cleanly."""
     from workbench.cli.backtest import parse_when
-    from workbench.live.session import LiveSession, SessionConfig
+    from workbench.live.live_view import live_view, open_session
+    from workbench.live.session import SessionConfig
     from workbench.train.handle import load_model
 
     try:
@@ -104,13 +137,24 @@ def live(
                                  f"got --mode {training_mode.value}")
         labels = read_manual_labels(manual_labels) if manual_labels else None
         handle = load_model(model, _common.db_path())
-        session = LiveSession(handle, _common.store(), symbol, timeframe, training_mode,
-                              parse_when(start), parse_when(end, end=True), speed,
-                              config=SessionConfig(ledger=ledger, manual_labels=labels))
-        stats = session.run()
+        exchange_options = {} if source != "exchange" else dict(
+            exchange=exchange, url=exchange_url, until=parse_when(until, end=True),
+            max_candles=max_candles)
+        live_run = open_session(handle, _common.store(), symbol, timeframe, training_mode,
+                                source=source, start=parse_when(start),
+                                end=parse_when(end, end=True), speed=speed, paper=paper,
+                                config=SessionConfig(ledger=ledger, manual_labels=labels),
+                                **exchange_options)
+        stats = live_run.session.run()
+        view = live_view(live_run)
+        if live_run.broker is not None:
+            live_run.broker.close()
     except WorkbenchError as exc:
         _common.fail(exc)
-    _common.emit({**stats, "run_id": model, "speed": speed}, as_json, _print_stats)
+    paper_view = view["paper"] and {k: v for k, v in view["paper"].items()
+                                    if k != "equity_curve"}
+    _common.emit({**stats, "run_id": model, "speed": speed, "source": view["source"],
+                  "paper": paper_view}, as_json, _print_stats)
 
 
 def register(app: typer.Typer) -> None:

@@ -27,8 +27,10 @@ feed; the coordinator enforces the same for frames.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections import deque
 from typing import Callable, Iterable
 
 import numpy as np
@@ -43,6 +45,7 @@ from workbench.jobs import BackgroundJob
 from workbench.live.events import (CandleCompletionEvent, PivotEvent, SubscriberErrors,
                                    Subscription, dispatch, pivot_filter)
 
+_log = logging.getLogger("workbench.live")
 _CHUNK = 4096  # rows converted to Python lists at a time: flat memory, no per-candle numpy reads
 
 
@@ -296,20 +299,39 @@ class ReplayFeed(CandleFeed, BackgroundJob):
 class PushFeed(CandleFeed):
     """Feed of candles pushed by an external live source, validated like ingestion.
 
+    Exchanges re-send candles and drop them, so a push is forgiving in two documented ways:
+
+    * **Re-sent candles.** A candle at or before the last stored one is compared with what is
+      stored: an identical one is ignored (counted in ``duplicates``); a *revised* one (same ts,
+      other values) is ignored too, because the first closed value stands (a frame may already
+      have been built from it, and the stored series must not change under a running session),
+      and it is counted in ``revisions`` and logged (``revised``: the last 100 as ``(ts, stored,
+      received)``).
+    * **Gaps.** When a candle does not open where the last one closed and a ``backfill`` callback
+      was given, ``backfill(first_missing_ts, next_ts)`` is called for the candles in between
+      (a frame, validated like the rest) before the feed goes on; what it cannot fill still fails
+      the continuity rule.
+
     Parameters
     ----------
     store : the :class:`~workbench.data.store.Store` the pushed candles are appended to.
     series : the in-memory snapshot of the same series; its last row must be the last stored
         candle (see :meth:`from_store`).
     pivot_strength, pivot_levels : streaming pivot detector parameters.
+    backfill : optional ``callable(first_missing_ts, next_ts) -> pl.DataFrame`` of the missing
+        candles (e.g. a REST fetch); ``None`` makes a gap a continuity error.
     """
 
     def __init__(self, store, series: SeriesArrays, *, pivot_strength: int = 2,
-                 pivot_levels: int = 3):
+                 pivot_levels: int = 3,
+                 backfill: Callable[[int, int], pl.DataFrame] | None = None):
         super().__init__(series, pivot_strength=pivot_strength, pivot_levels=pivot_levels,
                          history_end=series.length)
         self.store = store
         self.source = f"push:{series.symbol}:{series.timeframe}"
+        self.backfill = backfill
+        self.duplicates = self.revisions = self.backfilled = 0
+        self.revised: deque = deque(maxlen=100)
 
     @classmethod
     def from_store(cls, store, symbol: str, timeframe: str, *, history: int = 1000,
@@ -327,17 +349,23 @@ class PushFeed(CandleFeed):
     def push(self, candle) -> int:
         """Validate, store and emit one closed candle (mapping with ts, open .. volume).
 
-        Returns the number of candles emitted (1). Raises DataValidationError naming the rule;
-        a rejected candle changes neither the store nor the series.
+        Returns the number of candles emitted (1, more after a backfill, 0 for a re-sent one).
+        Raises DataValidationError naming the rule; a rejected candle changes neither the store
+        nor the series.
         """
         return self.push_many(pl.DataFrame([dict(candle)]) if not isinstance(candle, pl.DataFrame)
                               else candle)
 
     def push_many(self, candles: pl.DataFrame) -> int:
-        """Validate, store (one transaction) and emit a batch of consecutive closed candles."""
+        """Validate, store (one transaction) and emit a batch of closed candles.
+
+        Candles already stored are dropped first (see the class docstring), then gaps are
+        backfilled; the rest must be consecutive. Returns the number of candles emitted.
+        """
         from workbench.data.ingest import validate_candles
 
         clean, _report = validate_candles(candles, self.timeframe, self.source, first_row=0)
+        clean = self._with_backfill(self._drop_known(clean))
         if clean.height == 0:
             return 0
         self._check_continuity(clean["ts"].to_numpy())
@@ -347,6 +375,51 @@ class PushFeed(CandleFeed):
             i = self.series.append(ts, o, h, lo, c, v)
             self._emit_range(i, i + 1)
         return clean.height
+
+    def _drop_known(self, clean: pl.DataFrame) -> pl.DataFrame:
+        """Drop candles not after the last one; count them as duplicates or revisions."""
+        last = int(self.series.ts[-1]) if self.series.length else None
+        if last is None or clean.height == 0 or clean["ts"][0] > last:
+            return clean
+        known = clean.filter(pl.col("ts") <= last)
+        for row in known.select("ts", "open", "high", "low", "close", "volume").rows():
+            stored = self._stored_row(row[0])
+            if stored == row:
+                self.duplicates += 1
+            else:
+                self.revisions += 1
+                self.revised.append((row[0], stored, row))
+                _log.warning("%s: closed candle %s revised to %s; the first value %s stands",
+                             self.source, row[0], row[1:], None if stored is None else stored[1:])
+        return clean.filter(pl.col("ts") > last)
+
+    def _stored_row(self, ts: int) -> tuple | None:
+        """The stored candle at ``ts``: from memory when in the snapshot, else from the store."""
+        try:
+            i = self.series.index_of(ts)
+        except ParameterError:
+            frame = self.store.read_ohlcv(self.symbol, self.timeframe, ts, ts)
+            return frame.row(0) if frame.height else None
+        return (ts, *self.series.ohlcv[i].tolist())
+
+    def _with_backfill(self, clean: pl.DataFrame) -> pl.DataFrame:
+        """Insert the candles the backfill callback returns before each gap."""
+        if self.backfill is None or clean.height == 0:
+            return clean
+        from workbench.data.ingest import validate_candles
+
+        pieces, prev = [], int(self.series.ts[-1]) if self.series.length else None
+        for k, t in enumerate(clean["ts"].to_list()):
+            if prev is not None and t > self._expected_next(prev):
+                missing, _ = validate_candles(self.backfill(self._expected_next(prev), t),
+                                              self.timeframe, f"{self.source}:backfill",
+                                              first_row=0)
+                missing = missing.filter((pl.col("ts") > prev) & (pl.col("ts") < t))
+                self.backfilled += missing.height
+                pieces.append(missing)
+            pieces.append(clean.slice(k, 1))
+            prev = t
+        return pl.concat(pieces) if len(pieces) > 1 else clean
 
     def _expected_next(self, last: int) -> int:
         return self._close_ts(last)
@@ -366,3 +439,10 @@ class PushFeed(CandleFeed):
                     f"{self._expected_next(prev)}", path=self.source, row=row, ts=t,
                     rule="continuity")
             prev = t
+
+    def stats(self) -> dict:
+        """Feed stats plus the re-sent (duplicates), revised and backfilled candle counts."""
+        out = super().stats()
+        out.update(duplicates=self.duplicates, revisions=self.revisions,
+                   backfilled=self.backfilled)
+        return out

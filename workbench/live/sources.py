@@ -11,6 +11,8 @@ coordinator and the session see one emit path whatever the origin of the candles
 ``push``    candles pushed by an external client after the stored ones, validated like
             ingestion and appended to the store
             (:meth:`PushFeed.from_store <workbench.live.feed.PushFeed.from_store>`)
+``exchange`` an exchange's closed candles through ccxt, backfilled then followed
+            (:func:`workbench.live.exchange_source.exchange_source`, docs/live_exchange.md)
 =========  ===========================================================================
 
 Adding a source, e.g. an exchange client, is one factory and one registration; the factory
@@ -89,3 +91,13 @@ def _push(store, symbol: str, timeframe: str, request: FeedRequest) -> PushFeed:
 
 register_source("replay", _replay)
 register_source("push", _push)
+
+
+def _exchange(store, symbol: str, timeframe: str, request: FeedRequest):
+    # imported on use: the exchange source pulls in ccxt only when a session asks for it
+    from workbench.live.exchange_source import exchange_source
+
+    return exchange_source(store, symbol, timeframe, request)
+
+
+register_source("exchange", _exchange)

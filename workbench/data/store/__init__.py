@@ -6,8 +6,8 @@ All SQL lives in this package and always uses bound parameters. Other modules ca
 * :mod:`.connection` opens short, retrying connections so several processes share one file
   (its docstring explains the multi-process design);
 * :mod:`.schema` defines every table and each column list once;
-* :mod:`.ohlcv`, :mod:`.features`, :mod:`.annotations`, :mod:`.backtests` and :mod:`.ledger` hold
-  the queries of their tables, as methods that :class:`Store` combines.
+* :mod:`.ohlcv`, :mod:`.features`, :mod:`.annotations`, :mod:`.backtests`, :mod:`.ledger` and
+  :mod:`.paper` hold the queries of their tables, as methods that :class:`Store` combines.
 """
 from __future__ import annotations
 
@@ -17,14 +17,16 @@ from workbench.data.store.connection import StoreConnection
 from workbench.data.store.features import FeatureQueries
 from workbench.data.store.ledger import LedgerQueries
 from workbench.data.store.ohlcv import OhlcvQueries
+from workbench.data.store.paper import PaperQueries
 from workbench.data.store.schema import (BACKTEST_COLUMNS, LEDGER_COLUMNS, LEDGER_SCHEMA,
-                                         OHLCV_COLUMNS)
+                                         OHLCV_COLUMNS, PAPER_COLUMNS)
 
-__all__ = ["Store", "OHLCV_COLUMNS", "BACKTEST_COLUMNS", "LEDGER_COLUMNS", "LEDGER_SCHEMA"]
+__all__ = ["Store", "OHLCV_COLUMNS", "BACKTEST_COLUMNS", "LEDGER_COLUMNS", "LEDGER_SCHEMA",
+           "PAPER_COLUMNS"]
 
 
 class Store(OhlcvQueries, FeatureQueries, AnnotationQueries, BacktestQueries, LedgerQueries,
-            StoreConnection):
+            PaperQueries, StoreConnection):
     """Access to one DuckDB database file.
 
     Parameters

@@ -49,6 +49,39 @@ BACKTEST_FIELDS = (
 BACKTEST_COLUMNS = tuple(name for name, _ in BACKTEST_FIELDS)
 
 
+#: paper trading (workbench/live/paper.py): one session's orders, fills, equity curve and open
+#: position, by the short name the store's paper methods take: (column, SQL type) pairs
+PAPER_FIELDS = {
+    "orders": (("session_id", "VARCHAR NOT NULL"), ("order_id", "BIGINT NOT NULL"),
+               ("symbol", "VARCHAR NOT NULL"), ("timeframe", "VARCHAR NOT NULL"),
+               ("placed_ts", "BIGINT NOT NULL"), ("side", "VARCHAR NOT NULL"),
+               ("direction", "INTEGER NOT NULL"), ("status", "VARCHAR NOT NULL"),
+               ("fill_ts", "BIGINT")),
+    "fills": (("session_id", "VARCHAR NOT NULL"), ("fill_id", "BIGINT NOT NULL"),
+              ("order_id", "BIGINT NOT NULL"), ("ts", "BIGINT NOT NULL"),
+              ("traded", "DOUBLE NOT NULL"), ("position", "DOUBLE NOT NULL"),
+              ("price", "DOUBLE NOT NULL"), ("fee", "DOUBLE NOT NULL")),
+    "equity": (("session_id", "VARCHAR NOT NULL"), ("ts", "BIGINT NOT NULL"),
+               ("close", "DOUBLE NOT NULL"), ("cash", "DOUBLE NOT NULL"),
+               ("position", "DOUBLE NOT NULL"), ("entry_price", "DOUBLE"),
+               ("unrealised_pnl", "DOUBLE NOT NULL"), ("equity", "DOUBLE NOT NULL")),
+    "positions": (("session_id", "VARCHAR PRIMARY KEY"), ("symbol", "VARCHAR NOT NULL"),
+                  ("timeframe", "VARCHAR NOT NULL"), ("run_id", "VARCHAR"), ("ts", "BIGINT"),
+                  ("position", "DOUBLE"), ("entry_price", "DOUBLE"), ("mark_price", "DOUBLE"),
+                  ("unrealised_pnl", "DOUBLE"), ("cash", "DOUBLE"), ("equity", "DOUBLE"),
+                  ("fills", "BIGINT"), ("fees", "DOUBLE")),
+}
+PAPER_COLUMNS = {kind: tuple(name for name, _ in fields) for kind, fields in PAPER_FIELDS.items()}
+#: primary key (after session_id) and row order of each paper table
+PAPER_KEYS = {"orders": "order_id", "fills": "fill_id", "equity": "ts", "positions": None}
+
+
+def _paper_ddl(kind: str) -> str:
+    key = PAPER_KEYS[kind]
+    pk = f", PRIMARY KEY (session_id, {key})" if key else ""
+    return f"CREATE TABLE IF NOT EXISTS paper_{kind} ({_columns_sql(PAPER_FIELDS[kind])}{pk})"
+
+
 def _columns_sql(fields) -> str:
     return ", ".join(f"{name} {sql_type}" for name, sql_type, *_ in fields)
 
@@ -89,4 +122,5 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS runs (
         run_id VARCHAR PRIMARY KEY, kind VARCHAR, status VARCHAR,
         created_at TIMESTAMP NOT NULL DEFAULT current_timestamp, summary VARCHAR)""",
+    *(_paper_ddl(kind) for kind in PAPER_FIELDS),
 )
