@@ -33,9 +33,10 @@ def _root(
 
 
 def _register_all() -> None:
-    from workbench.cli import backtest, data, ledger, live, notebooks, pricemodel, train
+    from workbench.cli import (backtest, data, ledger, live, notebooks, pricemodel, research,
+                               train)
 
-    for module in (data, train, pricemodel, ledger, live, backtest, notebooks):
+    for module in (data, train, pricemodel, ledger, live, backtest, research, notebooks):
         module.register(app)
 
 

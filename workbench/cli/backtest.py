@@ -61,6 +61,8 @@ def _print_summary(summary: dict) -> None:
     if summary.get("trades_path"):
         typer.echo(f"  trades         {summary['trades_path']}")
         typer.echo(f"  equity         {summary['equity_path']}")
+    if summary.get("baselines"):
+        typer.echo(summary["baselines"]["verdict"])
 
 
 def backtest(
@@ -84,11 +86,13 @@ def backtest(
     train_during: str = typer.Option(None, "--train-during", metavar="MODE",
                                      help="Walk-forward: train while replaying (every_candle, "
                                           "pivots_only)."),
+    draws: int = typer.Option(100, "--draws", help="Random-entry baseline draws."),
     as_json: bool = _common.JSON_OPTION,
 ) -> None:
     """Backtest a model or a signal file on a symbol/timeframe/range and store the result."""
     from workbench.backtest.engine import BacktestConfig, run_backtest
     from workbench.backtest.simulate import SimConfig
+    from workbench.research.baselines import backtest_baselines
 
     try:
         sim = SimConfig(fee=fee, slippage=slippage, fill=fill, long_only=long_only,
@@ -98,9 +102,11 @@ def backtest(
                              sim=sim, threshold=threshold, train_during=train_during)
         result = run_backtest(cfg, store=_common.store(),
                               progress=None if as_json else _progress_bar())
+        summary = {**result.summary(),
+                   "baselines": backtest_baselines(result, _common.store(), draws=draws)}
     except WorkbenchError as exc:
         _common.fail(exc)
-    _common.emit(result.summary(), as_json, _print_summary)
+    _common.emit(summary, as_json, _print_summary)
 
 
 def lookahead_check(
