@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -97,15 +98,16 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def ray_head(tmp_path):
+def ray_head():
     exe = shutil.which("ray") or os.path.join(os.path.dirname(sys.executable), "ray")
     if not os.path.exists(exe):
         pytest.skip("the ray command is not installed")
     port = _free_port()
+    temp = tempfile.mkdtemp(prefix="wbray", dir="/tmp")  # Ray's socket paths must be < 108 bytes
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([exe, "start", "--head", "--block", "--node-ip-address=127.0.0.1",
                              f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
-                             f"--temp-dir={tmp_path / 'ray'}"], env=env, start_new_session=True,
+                             f"--temp-dir={temp}"], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
@@ -118,6 +120,7 @@ def ray_head(tmp_path):
     yield f"127.0.0.1:{port}"
     os.killpg(proc.pid, signal.SIGTERM)  # our own process group only
     proc.wait(timeout=60)
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.mark.slow
