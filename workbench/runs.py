@@ -146,6 +146,27 @@ class ActiveRunLock:
         write_json_atomic(self._marker, {"run_id": run_id, "pid": os.getpid(),
                                          "hostname": socket.gethostname(), "since": now_iso()})
 
+    def holder(self) -> dict | None:
+        """Return the marker of the held lock (run_id, pid, hostname, since), or None."""
+        try:
+            return json.loads(self._marker.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def check_held_by(self, job_id: str) -> None:
+        """Raise ActiveRunError unless job ``job_id`` holds the lock in a live process.
+
+        A job (a sweep, a walk-forward evaluation) takes the lock once; the runs it starts,
+        in this or other processes on the same runs folder, run under it (``train(under_job=)``).
+        """
+        marker = self.holder()
+        alive = marker is not None and (marker.get("hostname") != socket.gethostname()
+                                        or _pid_alive(int(marker.get("pid", 0))))
+        if marker is None or marker.get("run_id") != job_id or not alive:
+            raise ActiveRunError(f"job {job_id!r} does not hold the active-run lock of "
+                                 f"{runs_dir(self.db)} (holder: {marker}); a run under a job "
+                                 "starts only while that job is active")
+
     def _describe(self) -> str:
         try:
             m = json.loads(self._marker.read_text())

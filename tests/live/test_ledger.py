@@ -87,6 +87,9 @@ def test_cli_ledger_summary_json_and_text(tmp_store):
     assert res.exit_code == 0, res.output
     payload = json.loads(res.output)
     assert payload["rows"] == 7 and len(payload["hit_rate"]) == 4
+    # beside the trivial predictors: 3 hits of the 6 rows with an outcome
+    assert payload["baselines"]["hit_rate"]["model"] == pytest.approx(3 / 6)
+    assert payload["baselines"]["verdict"].startswith("The model's hit rate (50.0%")
     text = runner.invoke(app, ["--db", str(tmp_store.path), "ledger", "summary"])
     assert text.exit_code == 0 and "hit rate per predicted action" in text.output
     assert "calibration" in text.output and "mae_close" in text.output

@@ -34,9 +34,9 @@ def _root(
 
 def _register_all() -> None:
     from workbench.cli import (backtest, data, exchange, ledger, live, notebooks, pricemodel,
-                               train)
+                               research, train)
 
-    for module in (data, train, pricemodel, ledger, live, exchange, backtest, notebooks):
+    for module in (data, train, pricemodel, ledger, live, exchange, backtest, research, notebooks):
         module.register(app)
 
 

@@ -52,11 +52,11 @@ def _progress_bar():
     return progress
 
 
-def _print_result(result) -> None:
-    """Print the statistics block as backtesting.py's names with units, then the file paths."""
+def _print_result(result, summary: dict) -> None:
+    """Print the statistics block as backtesting.py's names with units, the file paths, and the
+    verdict against the baselines."""
     from workbench.backtest.stats import format_stats
 
-    summary = result.summary()
     typer.echo(f"backtest {summary['backtest_id']}  {summary['symbol']} {summary['timeframe']}  "
                f"{summary['n_bars']} candles")
     for name, value in format_stats(result.stats):
@@ -65,6 +65,8 @@ def _print_result(result) -> None:
     if summary.get("trades_path"):
         typer.echo(f"  trades  {summary['trades_path']}")
         typer.echo(f"  equity  {summary['equity_path']}")
+    if summary.get("baselines"):
+        typer.echo(summary["baselines"]["verdict"])
 
 
 def backtest(
@@ -88,11 +90,13 @@ def backtest(
     train_during: str = typer.Option(None, "--train-during", metavar="MODE",
                                      help="Walk-forward: train while replaying (every_candle, "
                                           "pivots_only)."),
+    draws: int = typer.Option(100, "--draws", help="Random-entry baseline draws."),
     as_json: bool = _common.JSON_OPTION,
 ) -> None:
     """Backtest a model or a signal file on a symbol/timeframe/range and store the result."""
     from workbench.backtest.engine import BacktestConfig, run_backtest
     from workbench.backtest.simulate import SimConfig
+    from workbench.research.baselines import backtest_baselines
 
     try:
         sim = SimConfig(fee=fee, slippage=slippage, fill=fill, long_only=long_only,
@@ -105,9 +109,11 @@ def backtest(
             from workbench.live.walk_forward import run_walk_forward_backtest as run
         result = run(cfg, store=_common.store(),
                               progress=None if as_json else _progress_bar())
+        summary = {**result.summary(),
+                   "baselines": backtest_baselines(result, _common.store(), draws=draws)}
     except WorkbenchError as exc:
         _common.fail(exc)
-    _common.emit(result.summary(), as_json, lambda _: _print_result(result))
+    _common.emit(summary, as_json, lambda _: _print_result(result, summary))
 
 
 def lookahead_check(

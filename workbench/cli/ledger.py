@@ -35,6 +35,8 @@ def _human(summary: dict) -> None:
     _print_table("hit rate per predicted action", summary["hit_rate"])
     _print_table("calibration (confidence bucket vs realised accuracy)", summary["calibration"])
     _print_table("predicted-candle error (percent points)", summary["candle_error"])
+    if summary.get("baselines"):
+        typer.echo("\n" + summary["baselines"]["verdict"])
 
 
 @ledger_app.command("summary")
@@ -44,9 +46,12 @@ def summary(run: str = typer.Option(None, "--run", metavar="RUN_ID", help="Only 
             as_json: bool = _common.JSON_OPTION) -> None:
     """Per model version: hit rate per action, calibration and predicted-candle error."""
     from workbench.live.ledger import ledger_summary
+    from workbench.research.baselines import ledger_baselines
 
     try:
-        payload = ledger_summary(_common.store(), run, hold_band=hold_band)
+        store = _common.store()
+        payload = ledger_summary(store, run, hold_band=hold_band)
+        payload["baselines"] = ledger_baselines(store.read_ledger(run), hold_band)
     except WorkbenchError as exc:
         _common.fail(exc)
     _common.emit(payload, as_json, _human)

@@ -141,7 +141,8 @@ def _fit(job, folder: Path, extra_callback) -> dict:
     module = ForecastModule(config, job.model)
     lock = job.lock or TrainingLock(f"run {job.run_id}")
     callbacks = build_callbacks(config, folder, lock=lock, publish=job.publish,
-                                session=job.run_id, on_epoch=_on_epoch(job)) + [extra_callback]
+                                session=job.run_id, on_epoch=_on_epoch(job)) + [extra_callback,
+                                                                     *job.callbacks]
     trainer = build_trainer(config, folder, callbacks)
     trainer.fit(module, datamodule=dm, ckpt_path=job.ckpt_path)
     # test the weights that load_model() and the backtest use: best.ckpt, not the last epoch's.

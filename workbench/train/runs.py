@@ -70,6 +70,7 @@ class _Job:
     lock: object = None  # the training lock of that model
     publish: object = None
     store: object = None
+    callbacks: tuple = ()  # extra Lightning callbacks (a sweep's pruning callback)
     stop: threading.Event = field(default_factory=threading.Event)
     progress: dict = field(default_factory=dict)
 
@@ -124,7 +125,8 @@ class _NoLock:
         pass
 
 
-def _start(config: TrainConfig | None, db, resume: str | None, **job_kw):
+def _start(config: TrainConfig | None, db, resume: str | None, under_job: str | None = None,
+           **job_kw):
     """Acquire the active-run lock and prepare the job; the caller must run or release."""
     if resume is not None:
         config = load_run_config(resume, db)
@@ -138,6 +140,10 @@ def _start(config: TrainConfig | None, db, resume: str | None, **job_kw):
         ckpt = run_path(run_id, db) / "checkpoints" / "last.ckpt" if resume else None
         return _NoLock(), _Job(run_id, config, db, ckpt, **job_kw)
     lock = ActiveRunLock(db)
+    if under_job is not None:  # the job holds the lock; this run is one of its parts
+        lock.check_held_by(under_job)
+        run_id, ckpt = _prepare(config, db, resume)
+        return _NoLock(), _Job(run_id, config, db, ckpt, **job_kw)
     lock.acquire(resume or "(starting)")
     try:
         run_id, ckpt = _prepare(config, db, resume)
@@ -157,7 +163,8 @@ def _run_job(job: _Job, lock: ActiveRunLock) -> dict:
 
 
 def train(config: TrainConfig | None = None, *, resume: str | None = None, db=None, model=None,
-          lock=None, publish=None, store=None) -> dict:
+          lock=None, publish=None, store=None, under_job: str | None = None,
+          callbacks=()) -> dict:
     """Run a training run to the end in this thread and return its final ``run.json``.
 
     Parameters
@@ -168,13 +175,17 @@ def train(config: TrainConfig | None = None, *, resume: str | None = None, db=No
     model, lock, publish : train a live :class:`~workbench.train.handle.ModelHandle`'s model in
         place, through its lock, publishing snapshots (see ``ModelHandle.fit``).
     store : a Store to read candles from (default: ``Store(config.data.db)``).
+    under_job : the id of the active job (a sweep or an evaluation) holding the active-run lock;
+        the run is one of its parts and does not take the lock itself.
+    callbacks : extra Lightning callbacks for this run (e.g. Optuna's pruning callback).
 
     Raises
     ------
     ActiveRunError : when another run is active. RunError : when resuming is impossible.
     Any error of the run itself is re-raised after ``run.json`` records it as failed.
     """
-    active, job = _start(config, db, resume, model=model, lock=lock, publish=publish, store=store)
+    active, job = _start(config, db, resume, under_job, model=model, lock=lock, publish=publish,
+                         store=store, callbacks=tuple(callbacks))
     return _run_job(job, active)
 
 

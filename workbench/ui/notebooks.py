@@ -47,6 +47,7 @@ SUITE = (
     "04_backtest",
     "05_price_model",
     "06_ledger",
+    "07_research",
     "00_control_panel",
 )
 
@@ -61,6 +62,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "05_price_model": {"epochs": 30, "skip_plots": False, "skip_robustness": False,
                            "skip_onnx": False},
         "06_ledger": {},
+        "07_research": {"trials": 8, "workers": 2, "folds": 3, "window": 64,
+                        "max_windows": 3000, "epochs": 3, "draws": 100},
         "00_control_panel": {},
     },
 }

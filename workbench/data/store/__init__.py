@@ -6,8 +6,9 @@ All SQL lives in this package and always uses bound parameters. Other modules ca
 * :mod:`.connection` opens short, retrying connections so several processes share one file
   (its docstring explains the multi-process design);
 * :mod:`.schema` defines every table and each column list once;
-* :mod:`.ohlcv`, :mod:`.features`, :mod:`.annotations`, :mod:`.backtests`, :mod:`.ledger` and
-  :mod:`.paper` hold the queries of their tables, as methods that :class:`Store` combines.
+* :mod:`.ohlcv`, :mod:`.features`, :mod:`.annotations`, :mod:`.backtests`, :mod:`.ledger`,
+  :mod:`.paper` and :mod:`.research` hold the queries of their tables, as methods that
+  :class:`Store` combines.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from workbench.data.store.features import FeatureQueries
 from workbench.data.store.ledger import LedgerQueries
 from workbench.data.store.ohlcv import OhlcvQueries
 from workbench.data.store.paper import PaperQueries
+from workbench.data.store.research import ResearchQueries
 from workbench.data.store.schema import (BACKTEST_COLUMNS, LEDGER_COLUMNS, LEDGER_SCHEMA,
                                          OHLCV_COLUMNS, PAPER_COLUMNS)
 
@@ -26,7 +28,7 @@ __all__ = ["Store", "OHLCV_COLUMNS", "BACKTEST_COLUMNS", "LEDGER_COLUMNS", "LEDG
 
 
 class Store(OhlcvQueries, FeatureQueries, AnnotationQueries, BacktestQueries, LedgerQueries,
-            PaperQueries, StoreConnection):
+            PaperQueries, ResearchQueries, StoreConnection):
     """Access to one DuckDB database file.
 
     Parameters

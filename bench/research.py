@@ -1,0 +1,117 @@
+"""Sweep benchmark: Ray scaling of an 8-trial tiny sweep, and the sweep machinery's overhead.
+
+All in this one process, on a throw-away store holding a real ETH/USDT 1m slice:
+
+* **scaling**: the same 8-trial sweep (tiny LSTM, 2 walk-forward folds per trial, random
+  sampler with a fixed seed, so both runs try the same parameters) with 1 and with 2 Ray
+  workers (trials in flight) on one local Ray of 2 CPUs. Goal: >= 1.7x on 2 cores. Ray's own
+  start (``ray.init``) is timed apart and left out of the ratio.
+* **overhead**: per-trial wall time inside the 1-worker sweep (Ray task + Optuna ask/tell +
+  DuckDB rows + run folders) against the same trial's evaluation run directly in this process
+  (``research.evaluate.evaluate``), median of the direct runs. Goal: <= 10 %.
+
+Run: ``.venv/bin/python bench/research.py [--trials 8] [--direct 3]``; writes
+``reports/bench/research.json``. The machine is shared: compare the ratios, and read the load.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import write_report  # noqa: E402
+
+SPACE = "training.learning_rate: {low: 0.001, high: 0.01, log: true}\n" \
+        "training.weight_decay: {low: 0.0, high: 0.01}\n"
+TRIAL = {"model": {"type": "lstm", "window": 16, "d_model": 8, "n_layers": 1},
+         "training": {"num_epochs": 2, "batch_size": 32, "num_threads": 1},
+         "data": {"max_windows": 300, "labels": "rule"},
+         "callbacks": {"tensorboard": False, "progress": False}}
+
+
+def _store(root: Path):
+    from workbench.data.store import Store
+    from workbench.paths import DATA_DIR
+
+    store = Store(root / "wb.duckdb")
+    eth = pl.read_parquet(DATA_DIR / "binance_ethusdt_1m.parquet").slice(20_000, 3_000)
+    store.replace_series("ETH/USDT", "1m", eth)
+    return store
+
+
+def _sweep(store, root: Path, workers: int, trials: int) -> dict:
+    from workbench.research.evaluate import EvaluateSpec
+    from workbench.research.space import load_space
+    from workbench.research.sweep import SweepSpec, sweep
+
+    space_file = root / "space.yaml"
+    space_file.write_text(SPACE)
+    spec = SweepSpec(trials=trials, workers=workers, sampler="random", prune=False,
+                     evaluation=EvaluateSpec(folds=2, draws=100))
+    config = {**TRIAL, "data": {**TRIAL["data"], "db": str(store.path)}}
+    started = time.perf_counter()
+    out = sweep(config, load_space(space_file), spec, store)  # joins the running local Ray
+    done = time.perf_counter()
+    return {"workers": workers, "sweep_s": done - started,
+            "trial_s": [t["seconds"] for t in out["trials"]], "sweep_id": out["sweep_id"],
+            "states": sorted({t["state"] for t in out["trials"]})}
+
+
+def _direct(store, repeats: int) -> list[float]:
+    from workbench.research.evaluate import EvaluateSpec, evaluate
+    from workbench.train.config import config_from_dict
+
+    config = config_from_dict({**TRIAL, "data": {**TRIAL["data"], "db": str(store.path)}})
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        evaluate(config, EvaluateSpec(folds=2, draws=100), store)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--direct", type=int, default=3)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench-research-"))
+    os.environ["WORKBENCH_RUNS"] = str(root / "runs")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    store = _store(root)
+    direct = _direct(store, args.direct)
+    from workbench.research.sweep import ray_session
+
+    t0 = time.perf_counter()
+    with ray_session(2):  # one local Ray with 2 CPUs: 1 worker = one trial in flight at a time
+        ray_init_s = time.perf_counter() - t0
+        one = _sweep(store, root, 1, args.trials)
+        two = _sweep(store, root, 2, args.trials)
+    direct_s = statistics.median(direct[1:] or direct)  # the first pays the imports
+    per_trial = one["sweep_s"] / args.trials
+    report = {
+        "trials": args.trials, "ray_init_s": ray_init_s, "direct_trial_s": direct, "direct_median_s": direct_s,
+        "sweep_1_worker": one, "sweep_2_workers": two,
+        "speedup_2_vs_1": one["sweep_s"] / two["sweep_s"], "speedup_goal": 1.7,
+        "per_trial_in_sweep_s": per_trial,
+        "overhead_fraction": per_trial / direct_s - 1.0, "overhead_goal": 0.10,
+        "task_overhead_fraction": statistics.median(one["trial_s"]) / direct_s - 1.0,
+    }
+    print(f"direct trial {direct_s:.2f} s (median); in a 1-worker sweep {per_trial:.2f} s per "
+          f"trial: overhead {report['overhead_fraction']:+.1%} (goal <= +10%), of which inside "
+          f"the task {report['task_overhead_fraction']:+.1%}")
+    print(f"{args.trials} trials: 1 worker {one['sweep_s']:.1f} s, 2 workers {two['sweep_s']:.1f} s"
+          f" -> {report['speedup_2_vs_1']:.2f}x (goal >= 1.7x); ray.init {ray_init_s:.1f} s, "
+          "left out")
+    write_report("research", report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Sweeps on a real local Ray: trials in DuckDB and run folders, resume, DSR/PBO; space errors.
+
+The slow test starts its own ``ray start --head`` on 127.0.0.1 (a private temp dir and port) and
+joins it with ``--address``; it skips where Ray cannot start.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from workbench.errors import ConfigError, ParameterError, RunError
+from workbench.paths import PROJECT_ROOT
+from workbench.research.evaluate import EvaluateSpec
+from workbench.research.space import check_space, load_space
+from workbench.research.sweep import SweepSpec, ray_session, storage_path, sweep
+from workbench.runs import list_runs
+
+SPACE = "training.learning_rate: {low: 0.001, high: 0.01, log: true}\nmodel.d_model: [4, 8]\n"
+
+
+@pytest.fixture
+def space(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text(SPACE)
+    return load_space(path)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    pytest.importorskip("ray")
+    try:
+        session = ray_session(1)  # sweeps inside join it; it shuts down after the module
+        ray = session.__enter__()
+    except RunError as exc:  # Ray's raylet missed its fixed start timeout (an overloaded box)
+        pytest.skip(str(exc))
+    yield ray
+    session.__exit__(None, None, None)
+
+
+def _spec(trials: int) -> SweepSpec:
+    return SweepSpec(trials=trials, workers=1, prune=False,
+                     evaluation=EvaluateSpec(folds=2, draws=20))
+
+
+def test_sweep_on_local_ray_stores_trials_and_resumes(local_ray, eth_store, tiny_lstm, space):
+    out = sweep(tiny_lstm, space, _spec(2), eth_store)
+    assert out["n_trials"] == 2 and {t["state"] for t in out["trials"]} == {"COMPLETE"}
+    rows = eth_store.sweep_trials(out["sweep_id"]).to_dicts()
+    for row in rows:
+        params = json.loads(row["params"])
+        assert 0.001 <= params["training.learning_rate"] <= 0.01
+        assert params["model.d_model"] in (4, 8)
+    best = max(rows, key=lambda r: r["value"])
+    assert out["best_trial"] == best["trial"] and out["best_params"] == json.loads(best["params"])
+    assert 0.0 <= out["deflated_sharpe"] <= 1.0 and 0.0 <= out["pbo"] <= 1.0
+    assert out["luck"].startswith("after 2 tries, the chance this best result is luck is")
+    assert eth_store.sweeps().row(0, named=True)["pbo"] == pytest.approx(out["pbo"])
+    # every fold run carries the sweep id, its trial and the trial's parameters
+    runs = [r for r in list_runs(eth_store.path) if r.get("sweep_id") == out["sweep_id"]]
+    assert len(runs) == 4 and {r["trial"] for r in runs} == {0, 1}
+    by_trial = {t["trial"]: t["params"] for t in out["trials"]}
+    assert all(r["params"] == by_trial[r["trial"]] for r in runs)
+    assert storage_path(eth_store.path).is_file()
+    again = sweep(tiny_lstm, space, _spec(3), eth_store, sweep_id=out["sweep_id"])
+    assert again["n_trials"] == 3 and [t["trial"] for t in again["trials"]] == [0, 1, 2]
+
+
+def test_resuming_an_unknown_sweep_is_refused(local_ray, eth_store, tiny_lstm, space):
+    with pytest.raises(ParameterError, match="no sweep 'sw-nope'"):
+        sweep(tiny_lstm, space, _spec(1), eth_store, sweep_id="sw-nope")
+
+
+def test_space_errors_name_the_file_and_key(tmp_path, tiny_lstm):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model.d_model: {low: 32, high: 8}\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: key 'model.d_model' needs low < high"):
+        load_space(bad)
+    bad.write_text("training.learnin_rate: [0.1]\n")
+    with pytest.raises(ConfigError, match="key 'training.learnin_rate'.*unknown"):
+        check_space(load_space(bad), tiny_lstm, str(bad))
+    with pytest.raises(ParameterError, match="objective 'sortino'"):
+        SweepSpec(trials=1, objective="sortino")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ray_head():
+    exe = shutil.which("ray") or os.path.join(os.path.dirname(sys.executable), "ray")
+    if not os.path.exists(exe):
+        pytest.skip("the ray command is not installed")
+    port = _free_port()
+    temp = tempfile.mkdtemp(prefix="wbray", dir="/tmp")  # Ray's socket paths must be < 108 bytes
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([exe, "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+                             f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
+                             f"--temp-dir={temp}"], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.5)
+    if proc.poll() is not None:
+        pytest.skip(f"ray start --head failed: {proc.stderr.read().decode()[-500:]}")
+    yield f"127.0.0.1:{port}"
+    os.killpg(proc.pid, signal.SIGTERM)  # our own process group only
+    proc.wait(timeout=60)
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_sweep_against_a_ray_start_head_cluster(ray_head, eth_store, tiny_lstm, tmp_path):
+    cfg, space = tmp_path / "tiny.yaml", tmp_path / "space.yaml"
+    cfg.write_text(json.dumps(tiny_lstm))
+    space.write_text(SPACE)
+    proc = subprocess.run(
+        [sys.executable, "-c", "from workbench.cli import main; main()", "--db",
+         str(eth_store.path), "sweep", "--config", str(cfg), "--space", str(space), "--trials",
+         "2", "--address", ray_head, "--folds", "2", "--draws", "20", "--no-prune", "--json"],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    assert out["n_trials"] == 2 and out["pbo"] is not None
+    assert eth_store.sweep_trials(out["sweep_id"]).height == 2
