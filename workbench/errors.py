@@ -74,3 +74,8 @@ class ExportError(WorkbenchError):
 
 class LookaheadError(WorkbenchError):
     """Raised when a computation would use data from after the decision time."""
+
+
+class ModelMismatchError(ParameterError):
+    """Raised when a model is used on a series it was not trained on (symbol, timeframe) without
+    an explicit override, or on a series shorter than its window."""

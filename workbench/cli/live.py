@@ -4,7 +4,10 @@
 [--speed max|1x|Nx] [--manual-labels FILE] [--ledger] [--json]`` loads the run's model, replays
 the stored candles of the range through the feed and the coordinator in the chosen training mode
 and reports predictions, training steps, lock waits, signals, PnL and errors. Training changes
-only the in-memory model; the run's checkpoints are left as they are.
+only the in-memory model; the run's checkpoints are never written. ``--save`` saves the trained
+model as a new run (``saved_run_id``; its ``run.json`` names the parent). A model trained on
+another symbol or timeframe is refused unless ``--allow-mismatch``, and a series shorter than the
+model's window is refused before the replay starts.
 
 A manual-labels file (CSV or Parquet, columns ``ts`` and ``action`` in BUY/SELL/HOLD) drives mode
 ``manual``: when the candle at ``ts`` closes, the session calls ``train_manual(action)``.
@@ -73,6 +76,10 @@ def _print_stats(payload: dict) -> None:
     typer.echo(f"  PnL            equity {pnl['equity']:.2f}  return {pnl['return_pct']:.4f}%  "
                f"fills {pnl['fills']}")
     typer.echo(f"  errors         {payload['errors']}")
+    if payload.get("mismatch"):
+        typer.echo(f"  warning        {payload['mismatch']}")
+    if payload.get("saved_run_id"):
+        typer.echo(f"  saved as run   {payload['saved_run_id']} (parent {payload['run_id']})")
 
 
 def live(
@@ -87,12 +94,17 @@ def live(
     manual_labels: str = typer.Option(None, "--manual-labels", metavar="FILE",
                                       help="CSV/Parquet of ts, action for mode manual."),
     ledger: bool = typer.Option(False, "--ledger", help="Write every frame to the ledger."),
+    save: bool = typer.Option(False, "--save",
+                              help="Save the session's trained model as a new run at the end."),
+    allow_mismatch: bool = typer.Option(False, "--allow-mismatch",
+                                        help="Use a model trained on another symbol/timeframe."),
     as_json: bool = _common.JSON_OPTION,
 ) -> None:
     """Replay a range through a live session in a training mode and report what happened."""
     from workbench.cli.backtest import parse_when
     from workbench.live.session import LiveSession, SessionConfig
     from workbench.train.handle import load_model
+    from workbench.train.lineage import check_compatible, check_length
 
     try:
         training_mode = TrainingMode.parse(mode)
@@ -100,14 +112,32 @@ def live(
             raise ParameterError(f"--manual-labels needs --mode {TrainingMode.MANUAL.value}; "
                                  f"got --mode {training_mode.value}")
         labels = read_manual_labels(manual_labels) if manual_labels else None
+        warning = check_compatible(model, _common.db_path(), symbol, timeframe,
+                                   allow_mismatch=allow_mismatch)
         handle = load_model(model, _common.db_path())
         session = LiveSession(handle, _common.store(), symbol, timeframe, training_mode,
                               parse_when(start), parse_when(end, end=True), speed,
                               config=SessionConfig(ledger=ledger, manual_labels=labels))
+        check_length(model, handle.window, symbol, timeframe, session.series.length)
         stats = session.run()
+        saved = _save(session) if save else None
     except WorkbenchError as exc:
         _common.fail(exc)
-    _common.emit({**stats, "run_id": model, "speed": speed}, as_json, _print_stats)
+    _common.emit({**stats, "run_id": model, "speed": speed, "saved_run_id": saved,
+                  "mismatch": warning or None}, as_json, _print_stats)
+
+
+def _save(session) -> str:
+    """Save the session's model as a new run (parent: the loaded run); return its id."""
+    from workbench.train.lineage import save_as_run
+
+    ts = session.series.ts[session.feed.start_index:session.feed.last_index + 1]
+    record = save_as_run(session.handle, _common.db_path(), session_id=session.session_id,
+                         mode=session.mode, symbol=session.symbol, timeframe=session.timeframe,
+                         first_ts=int(ts[0]) if len(ts) else None,
+                         last_ts=int(ts[-1]) if len(ts) else None,
+                         training_steps=session.counts["training_steps"])
+    return record["run_id"]
 
 
 def register(app: typer.Typer) -> None:

@@ -70,8 +70,10 @@ def runs_list(as_json: bool = _common.JSON_OPTION) -> None:
         if not rows:
             typer.echo("no runs")
         for r in rows:
+            parent = f"parent {r['parent_run_id']}" if r.get("parent_run_id") else ""
             typer.echo(f"{r['run_id']:<48} {r.get('status', '?'):<10} "
-                       f"{r.get('model_type', '?'):<12} {_short(r.get('best_metrics'))}")
+                       f"{r.get('model_type', '?'):<12} {_short(r.get('best_metrics'))} {parent}"
+                       .rstrip())
     _common.emit(rows, as_json, human)
 
 
@@ -87,8 +89,9 @@ def runs_show(run_id: str = typer.Argument(..., help="The run id."),
         _common.fail(exc)
 
     def human(r):
-        for key in ("run_id", "status", "model_type", "created_at", "started_at", "ended_at",
-                    "best_epoch", "error"):
+        for key in ("run_id", "status", "model_type", "parent_run_id", "session_id", "mode",
+                    "training_steps", "created_at", "started_at", "ended_at", "best_epoch",
+                    "error"):
             if r.get(key) is not None:
                 typer.echo(f"{key:<12} {r[key]}")
         for e in r.get("epochs", []):

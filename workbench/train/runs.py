@@ -32,6 +32,7 @@ from workbench.runs import (ActiveRunLock, list_runs, now_iso, read_run, run_pat
                             show_run, update_run, wait_for, write_json_atomic)
 from workbench.train.config import TrainConfig, config_from_dict
 from workbench.train.engine import RUN_ID_ENV, execute, is_rank_zero
+from workbench.train.lineage import describe_training
 
 __all__ = ["ActiveRunLock", "RunHandle", "list_runs", "load_run_config", "new_run_id", "now_iso",
            "read_run", "run_path", "runs_dir", "show_run", "start_training", "train",
@@ -90,8 +91,14 @@ class _StopAndFault(Callback):
             trainer.should_stop = True
 
 
-def _prepare(config: TrainConfig, db, resume: str | None) -> tuple[str, Path | None]:
-    """Create a new run folder (or check a resumable one); return (run_id, checkpoint)."""
+def _prepare(config: TrainConfig, db, resume: str | None,
+             lineage: dict | None = None) -> tuple[str, Path | None]:
+    """Create a new run folder (or check a resumable one); return (run_id, checkpoint).
+
+    A new run's ``run.json`` records what it trains on (``trained_on``, for the compatibility
+    checks of :mod:`workbench.train.lineage`) plus the ``lineage`` fields given (e.g. the
+    ``parent_run_id`` of "Train Model" on a loaded model).
+    """
     if resume is None:
         run_id = os.environ.get(RUN_ID_ENV) or new_run_id(config)
         folder = run_path(run_id, db)
@@ -101,7 +108,9 @@ def _prepare(config: TrainConfig, db, resume: str | None) -> tuple[str, Path | N
         (folder / "logs").mkdir()
         write_json_atomic(folder / "config.json", config.to_dict())
         update_run(run_id, db, status="pending", created_at=now_iso(), model_type=config.model.type,
-                   symbol=config.data.symbol, timeframe=config.data.timeframe)
+                   symbol=config.data.symbol, timeframe=config.data.timeframe,
+                   trained_on=describe_training(config.data.symbol, config.data.timeframe,
+                                                config.model.window), **(lineage or {}))
         return run_id, None
     record = read_run(resume, db)
     if record.get("status") == "completed":
@@ -120,7 +129,8 @@ class _NoLock:
         pass
 
 
-def _start(config: TrainConfig | None, db, resume: str | None, **job_kw):
+def _start(config: TrainConfig | None, db, resume: str | None, lineage: dict | None = None,
+           **job_kw):
     """Acquire the active-run lock and prepare the job; the caller must run or release."""
     if resume is not None:
         config = load_run_config(resume, db)
@@ -136,7 +146,7 @@ def _start(config: TrainConfig | None, db, resume: str | None, **job_kw):
     lock = ActiveRunLock(db)
     lock.acquire(resume or "(starting)")
     try:
-        run_id, ckpt = _prepare(config, db, resume)
+        run_id, ckpt = _prepare(config, db, resume, lineage)
         lock.set_run(run_id)
     except BaseException:
         lock.release()
@@ -153,7 +163,7 @@ def _run_job(job: _Job, lock: ActiveRunLock) -> dict:
 
 
 def train(config: TrainConfig | None = None, *, resume: str | None = None, db=None, model=None,
-          lock=None, publish=None, store=None) -> dict:
+          lock=None, publish=None, store=None, lineage: dict | None = None) -> dict:
     """Run a training run to the end in this thread and return its final ``run.json``.
 
     Parameters
@@ -164,13 +174,15 @@ def train(config: TrainConfig | None = None, *, resume: str | None = None, db=No
     model, lock, publish : train a live :class:`~workbench.train.handle.ModelHandle`'s model in
         place, through its lock, publishing snapshots (see ``ModelHandle.fit``).
     store : a Store to read candles from (default: ``Store(config.data.db)``).
+    lineage : fields recorded in the new run's ``run.json`` (``parent_run_id``, ...).
 
     Raises
     ------
     ActiveRunError : when another run is active. RunError : when resuming is impossible.
     Any error of the run itself is re-raised after ``run.json`` records it as failed.
     """
-    active, job = _start(config, db, resume, model=model, lock=lock, publish=publish, store=store)
+    active, job = _start(config, db, resume, lineage, model=model, lock=lock, publish=publish,
+                         store=store)
     return _run_job(job, active)
 
 
@@ -215,11 +227,13 @@ class RunHandle(BackgroundJob):
 
 
 def start_training(config: TrainConfig | None = None, *, resume: str | None = None, db=None,
-                   model=None, lock=None, publish=None, store=None) -> RunHandle:
+                   model=None, lock=None, publish=None, store=None,
+                   lineage: dict | None = None) -> RunHandle:
     """Start a run in a background thread; same parameters as :func:`train`.
 
     The active-run lock is taken before this returns, so a refused run raises
     :class:`~workbench.errors.ActiveRunError` here, not later.
     """
-    active, job = _start(config, db, resume, model=model, lock=lock, publish=publish, store=store)
+    active, job = _start(config, db, resume, lineage, model=model, lock=lock, publish=publish,
+                         store=store)
     return RunHandle(job, active)
