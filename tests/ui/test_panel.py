@@ -39,20 +39,29 @@ def test_panel_lists_the_model_and_enables_starts(panel, quick_model):
 
 
 def test_live_inference_predicts_updates_chart_and_log_then_stops(panel):
+    panel.log("left over from before")
     panel.buttons[Button.LIVE_NONE].click()
     assert panel.session is not None and panel.session.mode is TrainingMode.NONE
     assert panel.buttons[Button.LIVE_NONE].disabled  # cannot start twice
     assert "live session is running" in panel.buttons[Button.BACKTEST].tooltip
+    assert panel.symbol.disabled and panel.timeframe.disabled and panel.model.disabled
+    assert panel.log_lines[0].split(" ", 1)[1].startswith("live session")  # cleared per session
     assert wait_until(lambda: "predictions" in panel.chart_caption.value
-                      and any(line.split(" ", 1)[1].startswith("prediction")
-                              for line in panel.log_lines), 60)
+                      and any(" candles 1-50 " in line for line in panel.log_lines), 60)
     assert "PnL" in panel.status.value and "ghost candle" in panel.chart_caption.value
+    assert "/300" in panel.status.value and panel.progress.description == "candles"
+    assert 0 < panel.progress.value < 1
     panel.buttons[Button.STOP].click()
     assert panel.wait_idle(30)
     stats = panel.session.stats()
     assert stats["predictions"] > 0 and stats["training_steps"] == 0
-    assert any(line.endswith("stopped") for line in panel.log_lines)
-    assert not panel.buttons[Button.BACKTEST].disabled
+    lines = [line.split(" ", 1)[1] for line in panel.log_lines]
+    ended = next(i for i, line in enumerate(lines) if line.startswith("session ended"))
+    assert not any(line.startswith(("candles ", "trade ")) for line in lines[ended:])
+    assert lines[-1] == "stopped"
+    assert not panel.buttons[Button.BACKTEST].disabled and not panel.symbol.disabled
+    assert panel.progress.description == "idle"
+    assert f"{panel.model.value} (saved)" in panel.model_status.value  # no training: saved
 
 
 def test_backtest_visible_chart_fills_the_result_table(panel):
@@ -101,7 +110,8 @@ def test_worker_threads_only_set_traits(panel):
 
     threading.Thread(target=worker).start()
     assert done.wait(5)
-    assert panel.log_output.outputs[-1]["text"].rstrip().endswith("from a worker thread")
+    assert "from a worker thread" in panel.log_output.value
+    assert panel.log_lines[-1].endswith("from a worker thread")
 
 
 def test_train_model_trains_a_working_copy_of_the_loaded_model_on_all_annotations(panel):
