@@ -25,11 +25,17 @@ def _isolated_runs(shared_runs, monkeypatch):
 
 @pytest.fixture(scope="session")
 def ui_db(tmp_path_factory, eth_slice):
-    """A DuckDB file holding the real 3,000-candle ETH/USDT 1m slice."""
+    """A DuckDB file holding the real 3,000-candle ETH/USDT 1m slice, plus the same candles
+    resampled to 5m (a series the 1m model was not trained on) and 1d (3 candles: shorter than
+    any model's window)."""
+    from workbench.data.resample import resample_ohlcv
     from workbench.data.store import Store
 
     path = tmp_path_factory.mktemp("ui-db") / "wb.duckdb"
-    Store(path).replace_series("ETH/USDT", "1m", eth_slice)
+    store = Store(path)
+    store.replace_series("ETH/USDT", "1m", eth_slice)
+    for tf in ("5m", "1d"):
+        store.replace_series("ETH/USDT", tf, resample_ohlcv(eth_slice, "1m", tf))
     return path
 
 

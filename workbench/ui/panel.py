@@ -31,7 +31,6 @@ machine :mod:`workbench.ui.panel_state`.
 """
 from __future__ import annotations
 
-import io
 import threading
 import time
 
@@ -42,9 +41,11 @@ from workbench.actions import ACTIONS
 from workbench.errors import WorkbenchError
 from workbench.jobs import CallableJob
 from workbench.live.modes import TrainingMode
-from workbench.ui import charts, prepare
+from workbench.ui import prepare
 from workbench.ui.panel_log import PanelLog, PredictionSummary, hhmm
 from workbench.ui.panel_model import ModelSlot
+from workbench.ui.panel_view import (LiveChart, lock_status, session_status, stats_table,
+                                     training_status)
 from workbench.ui.panel_state import (LABELS, LIVE_BUTTONS, Activity, Button, PanelFacts,
                                       button_states)
 
@@ -58,12 +59,6 @@ _STYLES = {Button.LIVE_NONE: "success", Button.LIVE_PIVOTS: "info",
            Button.SAVE: "success", Button.RESET: "", Button.BACKTEST_CURRENT: "warning"}
 _PACE = (Button.PAUSE, Button.RESUME, Button.STEP)
 _LINEAGE = (Button.SAVE, Button.RESET, Button.BACKTEST_CURRENT)
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=72)
-    return buf.getvalue()
 
 
 class ControlPanel:
@@ -96,7 +91,6 @@ class ControlPanel:
         self._wake = threading.Event()  # set by Stop and by the end of every job
         self._ticker: threading.Thread | None = None
         self._ticker_guard = threading.Lock()
-        self._drawn = (0, 0)
         self._counts: dict[tuple[str, str], int] = {}
         self._build(symbol, timeframe, model, candles, speed)
         self.refresh()
@@ -133,8 +127,8 @@ class ControlPanel:
         self.reasons = w.HTML().add_class("wb-reasons")
         self.status = w.HTML().add_class("wb-status")
         self.progress = w.FloatProgress(value=0, min=0, max=1, description="idle")
-        self.chart = w.Image(format="png", layout=w.Layout(width="100%")).add_class("wb-chart")
-        self.chart_caption = w.HTML().add_class("wb-chart-caption")
+        self.live_chart = LiveChart(self.chart_candles)
+        self.chart, self.chart_caption = self.live_chart.image, self.live_chart.caption
         self.results = w.HTML().add_class("wb-results")
         self.log_output = self._logbook.widget
         self._refresh_models(model)
@@ -291,11 +285,7 @@ class ControlPanel:
         self.session.add_update_hook(self.summary)
         if mode is TrainingMode.MANUAL:
             self.session.pause()
-        self._drawn = (0, 0)
-        # the chart shows the stored candles up to the session's newest close, so it is full
-        # from the first candle on (the session itself keeps only what it replayed)
-        self._chart_frame = self.store.read_ohlcv(self.symbol.value, self.timeframe.value, None,
-                                                  last).tail(self.range.value + self.chart_candles)
+        self.live_chart.start(self.store, self.session, last, self.range.value)
         self.results.value = ""
         self._logbook.clear()
         self.log(f"live session {self.session.session_id}: mode {mode.value}, model "
@@ -352,7 +342,7 @@ class ControlPanel:
                 self.log(f"manual {out['action']} at {hhmm(out['ts'])}: loss {out['loss']:.4f}, "
                          f"model v{out['model_version']}, training steps "
                          f"{session.counts['training_steps']}")
-                self._drawn = (0, 0)  # redraw: the label goes on the chart
+                self.live_chart.invalidate()  # redraw: the label goes on the chart
             finally:
                 self._manual_busy = False
 
@@ -396,16 +386,8 @@ class ControlPanel:
         else:
             result = run_backtest(config, store=self.store, progress=progress, handle=handle)
         self.last_backtest = result
-        self.results.value = _stats_table(result.stats, result.backtest_id, label)
-        frame = self.store.read_ohlcv(config.symbol, config.timeframe, config.start, config.end)
-        shown = frame.tail(self.chart_candles)
-        fig = charts.plot_candles_with_signals(
-            shown, trades=result.trades.filter(pl.col("entry_ts") >= shown["ts"][0]),
-            predictions=result.equity.select("ts", "signal"),
-            title=f"backtest of {label}: signals and trades")
-        self.chart.value = _png(fig)
-        self.chart_caption.value = (f"backtest {result.backtest_id} of {label}: last "
-                                    f"{shown.height} candles")
+        self.results.value = stats_table(result.stats, result.backtest_id, label)
+        self.live_chart.draw_backtest(self.store, config, result, label)
         s = result.stats
         self.log(f"backtest {result.backtest_id}: {s['n_trades']} trades, pnl {s['pnl']:.2f}, "
                  f"win rate {s['win_rate']:.3f}")
@@ -527,118 +509,39 @@ class ControlPanel:
             parts += self._session_status()
         if self._run_handle is not None:
             parts += self._training_status()
-        parts.append(f"<b>lock</b>: {self._lock_status()}")
+        parts.append(f"<b>lock</b>: {lock_status(self.slot.live)}")
         self.status.value = " &nbsp;|&nbsp; ".join(parts)
         if activity is Activity.IDLE:
             self.progress.description, self.progress.value = "idle", 0.0
 
-    def _lock_status(self) -> str:
-        handle = self.slot.live
-        lock = handle.lock if handle is not None else None
-        holder = lock.holder if lock is not None else None
-        if holder is None:
-            return "free"
-        waiting = f", {lock.waiting} waiting" if lock.waiting else ""
-        return f"held by {holder.operation} of {holder.session}{waiting}"
-
     def _session_status(self) -> list[str]:
-        session = self.session
-        snap = session.snapshot()
+        snap = self.session.snapshot()
         if self.summary is not None and self._alive("live"):
             self._drain_summary()
-        key = (snap["candles"][-1][0] if snap["candles"] else 0,
-               session.counts["training_steps"])
-        if snap["candles"] and key != self._drawn:
-            self._draw_live(snap)
-            self._drawn = key
-        pnl = session.pnl.summary()
-        done, total = session.counts["candles"], session.feed.end_index - session.feed.start_index
+        self.live_chart.update(snap, self.slot.label(self.model.value))
+        parts, done = session_status(self.session, snap, self._alive("live"))
         if self._alive("live"):
-            self.progress.description, self.progress.value = "candles", done / max(total, 1)
-        # a replay run in the caller's thread reports "idle" until it ends; ours runs in "live"
-        state = "running" if self._alive("live") and snap["state"] == "idle" else snap["state"]
-        return [f"<b>session</b>: {snap['mode']} ({state})",
-                f"<b>candle</b>: {done}/{total}",
-                f"<b>predictions</b>: {session.counts['predictions']}",
-                f"<b>training steps</b>: {session.counts['training_steps']}",
-                f"<b>PnL</b>: equity {pnl['equity']:.2f} ({pnl['return_pct']:+.3f}%)",
-                f"<b>model</b>: v{snap['model_version']}"]
+            self.progress.description, self.progress.value = "candles", done
+        return parts
 
     def _training_status(self) -> list[str]:
-        progress = self._run_handle.progress()
-        total = max(1, progress.get("num_epochs") or 1)
-        epoch = progress.get("epoch")
-        done = 0 if epoch is None else min(total, epoch + 1)  # epochs finished so far
+        parts, done = training_status(self._run_handle)
         if self._alive("train"):
-            self.progress.description, self.progress.value = "epochs", done / total
-        return [f"<b>training</b>: run {self._run_handle.run_id} epoch {done}/{total}"]
-
-    def _marks(self, snap: dict) -> pl.DataFrame:
-        """Manual labels and training events of the session, by window-end candle."""
-        from workbench.live.session import MANUAL_STEP
-
-        rows = [(ts, "manual" if r.operation == MANUAL_STEP else r.operation,
-                 action if r.operation == MANUAL_STEP else r.operation)
-                for r in list(self.session.training_log)[-5 * self.chart_candles:]
-                for ts, action in zip(r.frame_end_ts, r.actions)]
-        return pl.DataFrame(rows, schema={"ts": pl.Int64, "kind": pl.String, "text": pl.String},
-                            orient="row")
-
-    def _draw_live(self, snap: dict) -> None:
-        from workbench.features.pivots import pivots_from_frame
-
-        now = snap["candles"][-1][0]
-        frame = self._chart_frame.filter(pl.col("ts") <= now).tail(self.chart_candles)
-        preds = pl.DataFrame(snap["signals"], schema=["ts", "signal"], orient="row")
-        ghost = dict(zip(["ts", "open", "high", "low", "close"], snap["ghost"])) \
-            if snap["ghost"] else None
-        pivots = None
-        if self.session.mode is TrainingMode.PIVOTS_ONLY:  # confirmed by now: no lookahead
-            pivots = pivots_from_frame(frame, snap["timeframe"])
-        marks = self._marks(snap)
-        fig = charts.plot_candles_with_signals(
-            frame, predictions=preds, ghost=ghost, pivots=pivots, marks=marks,
-            title=f"{snap['symbol']} {snap['timeframe']} · {snap['mode']} · "
-                  f"{self.slot.label(self.model.value)}")
-        self.chart.value = _png(fig)
-        shown = marks.filter(pl.col("ts") >= frame["ts"][0])
-        n_pred = len([p for p in snap["predictions"] if p["ts"] >= frame["ts"][0]])
-        n_manual = shown.filter(pl.col("kind") == "manual").height
-        self.chart_caption.value = (
-            f"live chart: {frame.height} candles, {n_pred} predictions, ghost candle "
-            f"{'shown' if ghost else 'pending'}, {n_manual} manual labels, "
-            f"{shown.height - n_manual} training events"
-            + (f", {pivots.height} pivots" if pivots is not None else ""))
+            self.progress.description, self.progress.value = "epochs", done
+        return parts
 
     def _draw_range(self) -> None:
         """Draw the picked range's last candles (the chart before anything runs)."""
         try:
             first, last = self._picked_range()
         except WorkbenchError as exc:
-            self.chart_caption.value = str(exc)
+            self.live_chart.caption.value = str(exc)
             return
-        frame = self.store.read_ohlcv(self.symbol.value, self.timeframe.value, first, last)
-        self.chart.value = _png(charts.plot_candles_with_signals(
-            frame.tail(self.chart_candles), title=f"{self.symbol.value} {self.timeframe.value}"))
-        self.chart_caption.value = (f"visible range: {self.symbol.value} {self.timeframe.value}, "
-                                    f"{frame.height} candles")
+        self.live_chart.draw_range(self.store, self.symbol.value, self.timeframe.value,
+                                   first, last)
 
     def show(self):
         """Draw the initial chart and return the widget (the notebook's last expression)."""
         self._draw_range()
         self.tick()
         return self.widget
-
-
-def _stats_table(stats: dict, backtest_id: str, label: str) -> str:
-    keys = ("n_trades", "pnl", "return_pct", "win_rate", "max_drawdown", "sharpe", "exposure",
-            "final_equity")
-    rows = "".join(f"<tr><td>{k}</td><td class='wb-{k}'>{_fmt(stats.get(k))}</td></tr>"
-                   for k in keys)
-    return (f"<table class='wb-backtest-table'><caption>backtest {backtest_id} of {label}</caption>"
-            f"<tr><th>statistic</th><th>value</th></tr>{rows}</table>")
-
-
-def _fmt(value) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
-
