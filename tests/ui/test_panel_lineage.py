@@ -60,6 +60,12 @@ def test_training_is_shown_unsaved_and_the_next_session_starts_from_saved_weight
     assert plain.signals() == fresh.signals()
     assert "kept:" in panel.model_status.value  # the pivot-trained weights are still there
 
+    panel.continue_model.value = True  # explicitly continue the trained model
+    panel.buttons[Button.LIVE_NONE].click()
+    assert panel.wait_idle(120)
+    assert panel.session.handle is trained.handle
+    assert panel.session.stats()["model_version"] == steps
+
     child = panel.save_as_run()
     record = read_run(child, ui_db)
     assert record["parent_run_id"] == quick_model and record["training_steps"] == steps
@@ -71,18 +77,22 @@ def test_training_is_shown_unsaved_and_the_next_session_starts_from_saved_weight
     assert panel.buttons[Button.SAVE].disabled
 
 
-def test_continue_uses_the_unsaved_model_and_reset_drops_it(panel, quick_model):
-    panel.buttons[Button.LIVE_EVERY_CANDLE].click()
-    assert panel.wait_idle(120)
-    first = panel.session
-    panel.continue_model.value = True
-    panel.buttons[Button.LIVE_NONE].click()
-    assert panel.wait_idle(120)
-    assert panel.session.handle is first.handle
-    assert panel.session.stats()["model_version"] == first.stats()["model_version"]
-    panel.buttons[Button.RESET].click()
-    assert f"{quick_model} (saved)" in panel.model_status.value
-    assert panel.buttons[Button.SAVE].disabled
+def test_reset_drops_the_unsaved_weights(ui_db, quick_model):
+    from workbench.ui.panel_model import ModelSlot
+
+    slot = ModelSlot(ui_db)
+    handle = slot.for_session(quick_model, continue_current=False)
+    assert slot.label(quick_model) == f"{quick_model} (saved)"
+    windows = np.zeros((1, handle.window, 8), dtype=np.float32)
+    handle.train_step(windows, [0], np.zeros((1, 4), np.float32), operation="t", session="s")
+    assert slot.unsaved_steps(quick_model) == 1 and "+ 1 steps (unsaved" in slot.label(
+        quick_model)
+    fork = slot.for_training(quick_model)  # "Train Model" gets a copy, never the live model
+    assert fork is not handle and fork.steps == 1
+    assert slot.for_session(quick_model, continue_current=True) is handle
+    slot.reset()
+    assert slot.unsaved_steps(quick_model) == 0
+    assert slot.for_session(quick_model, continue_current=True) is not handle
 
 
 def test_mismatch_warns_and_a_short_series_refuses_every_start(panel, quick_model):

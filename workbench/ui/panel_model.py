@@ -38,8 +38,10 @@ class ModelSlot:
 
     # -- which weights -----------------------------------------------------------------------------
     def _sync(self) -> None:
-        if self.live is not None and self.live.steps and self.kept is not self.live:
-            self.kept, self.kept_meta = self.live, self.live_meta
+        """The live handle becomes the kept one once its session has trained it."""
+        live = self.live
+        if live is not None and live.steps > self.live_meta.get("start_steps", 0):
+            self.kept, self.kept_meta = live, self.live_meta
 
     def unsaved_steps(self, run_id: str | None) -> int:
         """Training steps of the kept handle beyond the saved weights of ``run_id``."""
@@ -81,9 +83,7 @@ class ModelSlot:
         """Name the session that runs (and may train) the live handle, and its candle range."""
         self.live_meta = {"session_id": session.session_id, "mode": session.mode.value,
                           "symbol": session.symbol, "timeframe": session.timeframe,
-                          "range": (first_ts, last_ts)}
-        if self.kept is self.live:
-            self.kept_meta = self.live_meta
+                          "range": (first_ts, last_ts), "start_steps": self.live.steps}
 
     def for_training(self, run_id: str):
         """A fork of the kept weights for "Train Model" (no session's handle is touched)."""
