@@ -132,6 +132,8 @@ class ControlPanel:
         self.results = w.HTML().add_class("wb-results")
         self.log_output = self._logbook.widget
         self._refresh_models(model)
+        for name in ("symbol", "timeframe", "model", "range", "speed"):
+            getattr(self, name).add_class(f"wb-pick-{name}")
         for picker in (self.symbol, self.timeframe, self.model, self.range):
             picker.observe(self._on_pick, names="value")
         self._wire()
