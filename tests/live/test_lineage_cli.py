@@ -59,6 +59,12 @@ def test_live_save_writes_a_child_run_and_the_parent_checkpoints_keep_their_byte
     assert shown["trained_on"]["symbol"] == SYMBOL and shown["trained_on"]["window"] == 32
     listed = _cli(store, "runs", "list").stdout
     assert f"parent {run_id}" in next(line for line in listed.splitlines() if child in line)
+    # reports show the pinned run, not the newest (the child)
+    from workbench.ui.prepare import latest_model
+
+    assert latest_model(SYMBOL, "1m", db=store.path) == child
+    assert _cli(store, "runs", "pin", run_id).exit_code == 0
+    assert latest_model(SYMBOL, "1m", db=store.path) == run_id
     # the child holds the session's trained weights, the parent its own
     parent, trained = load_model(run_id, store.path), load_model(child, store.path)
     windows, _ = gather_windows(parent_features(store), np.arange(100, 110), 32)

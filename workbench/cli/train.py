@@ -1,7 +1,7 @@
 """CLI commands of the torch training engine.
 
 ``workbench train --config FILE [--set k=v ...] [--quick] [--resume RUN_ID] [--json]``,
-``workbench runs list|show RUN_ID [--json]`` and ``workbench export onnx RUN_ID [--json]``.
+``workbench runs list|show RUN_ID|pin RUN_ID [--json]`` and ``workbench export onnx RUN_ID [--json]``.
 """
 from __future__ import annotations
 
@@ -98,6 +98,19 @@ def runs_show(run_id: str = typer.Argument(..., help="The run id."),
             typer.echo(f"  epoch {e['epoch']:>3}: {_short(e, ('train_loss', 'val_loss', 'val_rmse', 'val_acc'))}")
         typer.echo("artifacts    " + ", ".join(r.get("artifacts", [])))
     _common.emit(record, as_json, human)
+
+
+@runs_app.command("pin")
+def runs_pin(run_id: str = typer.Argument(..., help="The run id."),
+             as_json: bool = _common.JSON_OPTION) -> None:
+    """Choose the run report pages show by default (instead of the newest completed one)."""
+    from workbench.runs import pin_report_run
+
+    try:
+        marker = pin_report_run(run_id, _common.db_path())
+    except WorkbenchError as exc:
+        _common.fail(exc)
+    _common.emit(marker, as_json, lambda m: typer.echo(f"reports show run {m['run_id']}"))
 
 
 @export_app.command("onnx")
