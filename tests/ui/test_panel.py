@@ -81,12 +81,17 @@ def test_backtest_visible_chart_fills_the_result_table(panel):
     assert twin.stats["pnl"] == pytest.approx(result.stats["pnl"])
 
 
-def test_manual_session_buy_stores_annotation_and_counts_a_step(panel, ui_db):
-    panel.speed.value = "60x"  # slow enough to click while it runs
+def test_manual_session_starts_paused_steps_and_labels_the_current_candle(panel, ui_db):
     panel.buttons[Button.LIVE_MANUAL].click()
     manual = panel.buttons[Button.MANUAL_TRAIN]
     assert panel.manual_box.layout.display is None
-    assert wait_until(lambda: not manual.disabled, 60), manual.tooltip
+    assert wait_until(lambda: panel.session.state == "paused", 10)
+    assert panel.session.counts["candles"] == 0 and manual.disabled
+    assert not panel.buttons[Button.STEP].disabled and panel.buttons[Button.PAUSE].disabled
+    panel.buttons[Button.STEP].click()
+    assert wait_until(lambda: not manual.disabled, 30), manual.tooltip
+    time.sleep(0.3)
+    assert panel.session.counts["candles"] == 1  # one candle, then paused again
     panel.manual_action.value = "BUY"
     manual.click()
     assert wait_until(lambda: panel.session.counts[MANUAL_STEP] == 1, 60)
@@ -94,9 +99,26 @@ def test_manual_session_buy_stores_annotation_and_counts_a_step(panel, ui_db):
     assert notes.filter(notes["source"] == "manual")["action"].to_list()[-1] == "BUY"
     assert wait_until(lambda: any("manual BUY" in line and "training steps 1" in line
                                   for line in panel.log_lines), 10)
+    assert wait_until(lambda: "1 manual labels" in panel.chart_caption.value, 10)
+    panel.buttons[Button.RESUME].click()
+    assert wait_until(lambda: panel.session.counts["candles"] > 1, 30)
     panel.buttons[Button.STOP].click()
     assert panel.wait_idle(30)
     assert panel.manual_box.layout.display == "none"
+
+
+def test_stop_interrupts_a_paced_replay_at_once(ui_db, quick_model):
+    """At 1x on daily candles each wait is a day; Stop must not wait for it."""
+    p = ControlPanel(db=str(ui_db), symbol="GOOG", timeframe="1d", candles=300, speed="1x",
+                     model=quick_model)
+    p.buttons[Button.LIVE_NONE].click()
+    assert wait_until(lambda: p.session.counts["candles"] == 1, 30)
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    p.buttons[Button.STOP].click()
+    assert p.wait_idle(10)
+    assert time.monotonic() - t0 < 2.0  # the browser test holds it to 0.5 s end to end
+    assert p.session.stats()["state"] == "stopped" and p.session.counts["candles"] == 1
 
 
 def test_worker_threads_only_set_traits(panel):
