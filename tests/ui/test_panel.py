@@ -136,22 +136,28 @@ def test_worker_threads_only_set_traits(panel):
     assert panel.log_lines[-1].endswith("from a worker thread")
 
 
-def test_train_model_trains_a_working_copy_of_the_loaded_model_on_all_annotations(panel):
-    """Train Model used to fit the loaded handle's model in place (Lightning touching it outside
-    the lock while a session might train it); now it goes through ``start_batch_training``."""
+def test_train_model_trains_a_copy_into_a_child_run_on_all_annotations(panel, quick_model):
+    """Train Model used to change the picked run's in-memory weights (and a running session's
+    model); now it trains a copy of them into a new run that names its parent."""
     import json
 
     from workbench.train.runs import read_run, run_path
 
-    handle = panel._handle()
-    before = handle.version
+    panel.buttons[Button.LIVE_NONE].click()  # a session whose model must not change
+    assert wait_until(lambda: panel.session.counts["predictions"] > 0, 30)
+    panel.buttons[Button.STOP].click()
+    assert panel.wait_idle(30)
+    live = panel.slot.live
     panel.buttons[Button.TRAIN].click()
     assert panel.wait_idle(180)
     run_id = panel._run_handle.run_id
     record = read_run(run_id)
     assert record["status"] == "completed" and record["global_step"] > 0
+    assert record["parent_run_id"] == quick_model
     frozen = json.loads((run_path(run_id) / "config.json").read_text())
     assert frozen["data"]["labels"] == ["manual", "pivot", "rule"]
-    assert handle.version == before + record["global_step"]  # one publish per step
-    assert all(p.grad is None for p in handle.model.parameters())  # Lightning trained a copy
-    assert any(f"training run {run_id} completed" in line for line in panel.log_lines)
+    assert live.version == 0 and panel.slot.unsaved_steps(quick_model) == 0
+    assert panel.model.value == quick_model  # the pick stays; the new run is listed
+    assert run_id in panel.model.options
+    assert any(f"training run {run_id} completed (parent {quick_model})" in line
+               for line in panel.log_lines)
