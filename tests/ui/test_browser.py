@@ -28,6 +28,9 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 PANEL = "/voila/render/00_control_panel.ipynb"
 IDLE = "button.wb-live_none:not([disabled])"
 LOG = "document.querySelector('.wb-log').innerText"
+NEWEST_LINE_IN_VIEW = """() => { const box = document.querySelector('.wb-log-box');
+  const text = box.firstElementChild.getBoundingClientRect(), view = box.getBoundingClientRect();
+  return text.bottom <= view.bottom + 1 && text.bottom > view.top; }"""
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +69,15 @@ def wait_log(page, pattern: str) -> None:
     page.wait_for_function(f"() => /{pattern}/m.test({LOG})")
 
 
+def run_to_end(page, button: str, mode: str) -> None:
+    """Start a session with ``button`` and wait for its end (its own log: cleared at start)."""
+    page.wait_for_selector(f"button.wb-{button}:not([disabled])")
+    page.click(f"button.wb-{button}")
+    wait_log(page, f"mode {mode},")
+    wait_log(page, "session ended")
+    page.wait_for_selector(IDLE)
+
+
 def session_id(page) -> str:
     return re.search(r"live session (\S+):", page.inner_text(".wb-log")).group(1)
 
@@ -85,7 +97,7 @@ def test_live_inference_then_stop_then_backtest(page, ui_db, quick_model):
         "document.querySelector('.wb-chart-caption').innerText); return m && +m[1] >= 20; }")
     wait_log(page, "candles 1-50 ")
     assert page.is_disabled(".wb-pick-symbol select")  # the pickers wait for the session
-    assert re.search(r"candle: \d+/300", page.inner_text(".wb-status"))
+    assert re.search(r"candle: \d+/600", page.inner_text(".wb-status"))  # 600: the default
     assert page.is_disabled("button.wb-backtest")  # busy: the reason is listed
     assert "live session is running" in page.inner_text(".wb-reasons")
     page.screenshot(path=str(REPORTS_DIR / "voila_control_panel_live.png"), full_page=True)
@@ -95,13 +107,8 @@ def test_live_inference_then_stop_then_backtest(page, ui_db, quick_model):
     page.wait_for_selector("button.wb-backtest:not([disabled])")
     log = page.inner_text(".wb-log")
     assert log.index("session ended") > max(log.rfind("candles "), log.rfind("trade "))
-    # the log box stays scrolled to its newest line
-    assert page.evaluate("() => { const b = document.querySelector('.wb-log-box');"
-                         " return b.scrollHeight - b.clientHeight + b.scrollTop; }") <= 2 \
-        or page.evaluate("() => { const b = document.querySelector('.wb-log-box');"
-                         " return Math.abs(b.scrollTop) < 2 && b.scrollHeight <= b.clientHeight"
-                         " + 2; }")
-
+    # the log box stays scrolled to its newest line (the last line's bottom is in view)
+    assert page.evaluate(NEWEST_LINE_IN_VIEW)
     page.click("button.wb-backtest")
     page.wait_for_selector(".wb-backtest-table")
     trades = int(page.inner_text(".wb-backtest-table td.wb-n_trades"))
@@ -128,6 +135,7 @@ def test_stop_at_1x_on_daily_candles_is_idle_within_half_a_second(page):
     latency = time.monotonic() - t0
     wait_log(page, "stopped\\n?$")
     pick(page, "symbol", "ETH/USDT")
+    pick(page, "timeframe", "1m")
     pick(page, "speed", "max")
     page.wait_for_selector(IDLE)
     REPORTS_DIR.mkdir(exist_ok=True)
@@ -144,18 +152,14 @@ def _ledger(db, session: str) -> pl.DataFrame:
 def test_pivot_training_then_saved_weights_then_save_as_run(page, ui_db, quick_model,
                                                             shared_runs):
     pick(page, "model", quick_model)
-    page.click("button.wb-live_pivots")
-    wait_log(page, "session ended")
-    page.wait_for_selector(IDLE)
+    run_to_end(page, "live_pivots", "pivots_only")
     steps = int(re.search(r"(\d+) training steps", page.inner_text(".wb-log")).group(1))
     assert steps > 0
     status = page.inner_text(".wb-model-status")
     assert f"{quick_model} + {steps} steps (unsaved, session" in status
     trained_session = session_id(page)
 
-    page.click("button.wb-live_none")  # "continue" unticked: from the saved weights
-    wait_log(page, "session ended")
-    page.wait_for_selector(IDLE)
+    run_to_end(page, "live_none", "none")  # "continue" unticked: from the saved weights
     plain_session = session_id(page)
     first = int(_ledger(ui_db, plain_session)["prediction_ts"].min())
     # the same range replayed by a fresh process on the saved run
@@ -163,9 +167,9 @@ def test_pivot_training_then_saved_weights_then_save_as_run(page, ui_db, quick_m
     stats = _ledger(ui_db, plain_session)
     last_open = int(stats["prediction_ts"].max()) - 60_000  # prediction_ts is the close
     out = subprocess.run(
-        [sys.executable, "-m", "workbench.cli", "--db", str(ui_db), "live", "--model",
-         quick_model, "--symbol", "ETH/USDT", "--timeframe", "1m", "--start",
-         str(first - 60_000), "--end", str(last_open), "--ledger", "--json"],
+        [sys.executable, "-c", "from workbench.cli import main; main()", "--db", str(ui_db),
+         "live", "--model", quick_model, "--symbol", "ETH/USDT", "--timeframe", "1m",
+         "--start", str(first - 60_000), "--end", str(last_open), "--ledger", "--json"],
         capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     fresh = _ledger(ui_db, json.loads(out.stdout)["session_id"])

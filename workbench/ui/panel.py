@@ -175,8 +175,11 @@ class ControlPanel:
         self.model.value = current if current in runs else (runs[0] if runs else None)
 
     def _on_pick(self, change) -> None:
-        if change["owner"] is self.symbol:
+        if change["owner"] is self.symbol:  # keep the timeframe when the symbol has it
+            keep = self.timeframe.value
             self.timeframe.options = self._timeframes(self.symbol.value)
+            if keep in self.timeframe.options:
+                self.timeframe.value = keep
         self.refresh()
         if self.facts().activity is Activity.IDLE:
             self._draw_range()
