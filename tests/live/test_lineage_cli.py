@@ -86,3 +86,7 @@ def test_another_series_is_refused_unless_allowed_and_a_short_series_always(line
     assert "timeframe 5m" in json.loads(allowed.stdout)["mismatch"]
     short = _cli(store, *args, "--timeframe", "1d", "--allow-mismatch")
     assert short.exit_code == 2 and "needs a window of 32" in short.output
+    backtest = ["backtest", "--model", run_id, "--symbol", SYMBOL, "--timeframe", "5m", "--json"]
+    refused = _cli(store, *backtest)
+    assert refused.exit_code == 2 and "trained on ETH/USDT 1m" in refused.output
+    assert _cli(store, *backtest, "--allow-mismatch").exit_code == 0

@@ -84,6 +84,8 @@ def backtest(
     train_during: str = typer.Option(None, "--train-during", metavar="MODE",
                                      help="Walk-forward: train while replaying (every_candle, "
                                           "pivots_only)."),
+    allow_mismatch: bool = typer.Option(False, "--allow-mismatch",
+                                        help="Use a model trained on another symbol/timeframe."),
     as_json: bool = _common.JSON_OPTION,
 ) -> None:
     """Backtest a model or a signal file on a symbol/timeframe/range and store the result."""
@@ -91,6 +93,11 @@ def backtest(
     from workbench.backtest.simulate import SimConfig
 
     try:
+        if model:  # a model trained on another series is refused unless allowed
+            from workbench.train.lineage import check_compatible
+
+            check_compatible(model, _common.db_path(), symbol, timeframe,
+                             allow_mismatch=allow_mismatch)
         sim = SimConfig(fee=fee, slippage=slippage, fill=fill, long_only=long_only,
                         size_mode=size, size=1.0 if amount is None else amount, cash=cash)
         cfg = BacktestConfig(symbol=symbol, timeframe=timeframe, start=parse_when(start),
