@@ -90,3 +90,24 @@ def test_another_series_is_refused_unless_allowed_and_a_short_series_always(line
     refused = _cli(store, *backtest)
     assert refused.exit_code == 2 and "trained on ETH/USDT 1m" in refused.output
     assert _cli(store, *backtest, "--allow-mismatch").exit_code == 0
+
+
+def test_walk_forward_reports_its_training_steps_and_saves_a_child_run(lineage_env):
+    run_id, store, ts = lineage_env
+    before = _digests(run_id, store.path)
+    args = ["backtest", "--model", run_id, "--symbol", SYMBOL, "--timeframe", "1m", "--start",
+            str(int(ts[600])), "--end", str(int(ts[660])), "--train-during", "every_candle",
+            "--json"]
+    plain = json.loads(_cli(store, *args).stdout)
+    assert plain["training_steps"] == 60 and plain["saved_run_id"] is None
+    saved = _cli(store, *args, "--save")
+    assert saved.exit_code == 0, saved.output
+    child = json.loads(saved.stdout)["saved_run_id"]
+    record = json.loads(_cli(store, "runs", "show", child, "--json").stdout)
+    assert record["parent_run_id"] == run_id and record["training_steps"] == 60
+    assert record["mode"] == "every_candle"
+    assert record["candle_range"] == [int(ts[600]), int(ts[660])]
+    assert _digests(run_id, store.path) == before
+    inference = _cli(store, "backtest", "--model", run_id, "--symbol", SYMBOL, "--timeframe",
+                     "1m", "--save", "--json")
+    assert inference.exit_code == 2 and "--save needs --train-during" in inference.output

@@ -106,6 +106,7 @@ class BacktestResult:
     model_version: int | None = None
     trades_path: Path | None = None
     equity_path: Path | None = None
+    training_steps: int | None = None  # walk-forward: steps the model trained while replaying
 
     def summary(self) -> dict:
         """Return a JSON-ready summary: id, source, range, stats and file paths."""
@@ -113,7 +114,8 @@ class BacktestResult:
         return {"backtest_id": self.backtest_id, "run_id": self.config.model,
                 "signals_path": self.config.signals_path, "symbol": self.config.symbol,
                 "timeframe": self.config.timeframe, "start_ts": int(eq[0]),
-                "end_ts": int(eq[-1]), "model_version": self.model_version, **self.stats,
+                "end_ts": int(eq[-1]), "model_version": self.model_version,
+                "training_steps": self.training_steps, **self.stats,
                 "trades_path": str(self.trades_path) if self.trades_path else None,
                 "equity_path": str(self.equity_path) if self.equity_path else None}
 

@@ -61,6 +61,10 @@ def _print_summary(summary: dict) -> None:
     if summary.get("trades_path"):
         typer.echo(f"  trades         {summary['trades_path']}")
         typer.echo(f"  equity         {summary['equity_path']}")
+    if summary.get("training_steps") is not None:
+        typer.echo(f"  training steps {summary['training_steps']}")
+    if summary.get("saved_run_id"):
+        typer.echo(f"  saved as run   {summary['saved_run_id']} (parent {summary['run_id']})")
 
 
 def backtest(
@@ -86,6 +90,8 @@ def backtest(
                                           "pivots_only)."),
     allow_mismatch: bool = typer.Option(False, "--allow-mismatch",
                                         help="Use a model trained on another symbol/timeframe."),
+    save: bool = typer.Option(False, "--save", help="With --train-during: save the model it "
+                                                    "trained as a new run (saved_run_id)."),
     as_json: bool = _common.JSON_OPTION,
 ) -> None:
     """Backtest a model or a signal file on a symbol/timeframe/range and store the result."""
@@ -103,14 +109,38 @@ def backtest(
         cfg = BacktestConfig(symbol=symbol, timeframe=timeframe, start=parse_when(start),
                              end=parse_when(end, end=True), model=model, signals_path=signals,
                              sim=sim, threshold=threshold, train_during=train_during)
-        run = run_backtest
+        progress = None if as_json else _progress_bar()
         if cfg.walk_forward:  # its signals come from a session that trains as it replays
-            from workbench.live.walk_forward import run_walk_forward_backtest as run
-        result = run(cfg, store=_common.store(),
-                              progress=None if as_json else _progress_bar())
+            summary = _walk_forward(cfg, _common.store(), progress, save)
+        elif save:
+            raise ParameterError("--save needs --train-during MODE: a backtest without "
+                                 "training leaves the model as it was saved")
+        else:
+            summary = run_backtest(cfg, store=_common.store(), progress=progress).summary()
     except WorkbenchError as exc:
         _common.fail(exc)
-    _common.emit(result.summary(), as_json, _print_summary)
+    _common.emit(summary, as_json, _print_summary)
+
+
+def _walk_forward(cfg, store, progress, save: bool) -> dict:
+    """Run a walk-forward backtest; with ``save``, save the model it trained as a new run."""
+    from workbench.live.walk_forward import run_walk_forward_backtest
+    from workbench.train.handle import load_model
+    from workbench.train.lineage import save_as_run
+
+    if cfg.model is None:
+        raise ParameterError("--train-during needs a model (--model RUN_ID)")
+    handle = load_model(cfg.model, store.path)
+    result = run_walk_forward_backtest(cfg, store=store, progress=progress, handle=handle)
+    summary = {**result.summary(), "saved_run_id": None}
+    if save:
+        mode = cfg.params()["train_during"]
+        record = save_as_run(handle, store.path, session_id=f"walk-forward-{mode}", mode=mode,
+                             symbol=cfg.symbol, timeframe=cfg.timeframe,
+                             first_ts=summary["start_ts"], last_ts=summary["end_ts"],
+                             training_steps=result.training_steps)
+        summary["saved_run_id"] = record["run_id"]
+    return summary
 
 
 def lookahead_check(
