@@ -56,6 +56,9 @@ def page(dashboard, quick_model):
             tab.set_default_timeout(120_000)
             tab.goto(dashboard + PANEL)
             tab.wait_for_selector(IDLE, timeout=240_000)
+            pick(tab, "model", quick_model)  # not the newest: other UI tests save runs too
+            tab.wait_for_function(f"() => document.querySelector('.wb-model-status').innerText"
+                                  f".includes('{quick_model} (saved)')")
             yield tab
         finally:
             browser.close()
@@ -155,8 +158,8 @@ def test_pivot_training_then_saved_weights_then_save_as_run(page, ui_db, quick_m
     run_to_end(page, "live_pivots", "pivots_only")
     steps = int(re.search(r"(\d+) training steps", page.inner_text(".wb-log")).group(1))
     assert steps > 0
-    status = page.inner_text(".wb-model-status")
-    assert f"{quick_model} + {steps} steps (unsaved, session" in status
+    page.wait_for_function("() => document.querySelector('.wb-model-status').innerText"
+                           f".includes('{quick_model} + {steps} steps (unsaved, session')")
     trained_session = session_id(page)
 
     run_to_end(page, "live_none", "none")  # "continue" unticked: from the saved weights

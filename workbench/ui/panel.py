@@ -89,6 +89,8 @@ class ControlPanel:
         self._stopping = False
         self._logbook = PanelLog()
         self._wake = threading.Event()  # set by Stop and by the end of every job
+        self._ended: dict[str, threading.Event] = {}  # set when a job's work has ended
+        self._settle_guard = threading.Lock()
         self._ticker: threading.Thread | None = None
         self._ticker_guard = threading.Lock()
         self._counts: dict[tuple[str, str], int] = {}
@@ -186,8 +188,9 @@ class ControlPanel:
 
     # -- state -----------------------------------------------------------------------------------
     def _alive(self, name: str) -> bool:
-        thread = self._threads.get(name)
-        return thread is not None and thread.is_alive()
+        """True while the job ``name`` works (its thread may still be winding down after)."""
+        job, ended = self._threads.get(name), self._ended.get(name)
+        return job is not None and job.is_alive() and not ended.is_set()
 
     def _candle_count(self) -> int:
         key = (self.symbol.value, self.timeframe.value)
@@ -213,6 +216,7 @@ class ControlPanel:
 
     def refresh(self) -> None:
         """Apply the state machine to the buttons and pickers (trait sets only: any thread)."""
+        self._show_model()  # before the buttons: an enabled Start shows the final model line
         facts = self.facts()
         states = button_states(facts)
         for button, state in states.items():
@@ -230,7 +234,6 @@ class ControlPanel:
         why = [f"<li><b>{LABELS[b]}</b>: {s.reason}</li>" for b, s in states.items()
                if s.visible and not s.enabled and b not in _LINEAGE]
         self.reasons.value = f"<ul class='wb-why'>{''.join(why)}</ul>" if why else ""
-        self._show_model()
 
     def _show_model(self) -> None:
         run_id = self.model.value
@@ -257,12 +260,16 @@ class ControlPanel:
             self.log(f"{name}: {exc}" if isinstance(exc, WorkbenchError)
                      else f"{name} failed: {type(exc).__name__}: {exc}")
 
-        def finished() -> None:
-            self._wake.set()  # the ticker notices the end at once (Stop is not kept waiting)
+        ended = threading.Event()
+
+        def finished() -> None:  # the panel is idle again now, not at the ticker's next poll
+            ended.set()
+            self._settle()
+            self._wake.set()
             self.refresh()
 
         job = CallableJob(f"panel-{name}", target, on_error=report, on_finish=finished)
-        self._threads[name] = job
+        self._threads[name], self._ended[name] = job, ended
         job.start()
         self.refresh()
         self._ensure_ticker()
@@ -478,7 +485,14 @@ class ControlPanel:
 
     # -- the ticker: polls running work and updates the view -------------------------------------
     def _busy(self) -> bool:
-        return any(t.is_alive() for t in self._threads.values())
+        return any(self._alive(name) for name in list(self._threads))
+
+    def _settle(self) -> None:
+        """End a Stop once nothing works any more (from the last job's end or the ticker)."""
+        with self._settle_guard:
+            if self._stopping and not self._busy():
+                self._stopping = False
+                self.log("stopped")
 
     def _ensure_ticker(self) -> None:
         with self._ticker_guard:
@@ -490,9 +504,7 @@ class ControlPanel:
     def _tick_loop(self) -> None:
         while True:
             busy = self._busy()
-            if not busy and self._stopping:
-                self._stopping = False
-                self.log("stopped")
+            self._settle()
             try:
                 self.tick()
             except Exception as exc:  # noqa: BLE001 - the view must keep updating
