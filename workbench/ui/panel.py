@@ -20,8 +20,8 @@ Threads
 Widgets are created on the kernel's main thread. Long work runs in background threads
 (``live-*``, ``backtest``, ``train``) and one ``panel-ticker`` thread, which polls the running work
 twice a second and only *sets widget traits* (an ``Image``'s bytes, an ``HTML``'s text, a
-progress value, ``disabled``) or replaces the log ``Output``'s text; none of them uses
-``with output:`` capture, which ipykernel 7 routes per thread. Stop sets a
+progress value, ``disabled``, the log's HTML); none of them uses ``with output:`` capture,
+which ipykernel 7 routes per thread. Stop sets a
 :class:`threading.Event` and asks each running piece of work to end at its next step; the
 ticker waits on an event that Stop and the end of every job set, so the panel is idle again as
 soon as the work has ended (a paced replay's wait is itself interruptible).
@@ -320,25 +320,24 @@ class ControlPanel:
         for line in self.summary.drain() if self.summary is not None else ():
             self.log(line)
 
+    def _pace(self, button: Button, action: str, message: str = "") -> None:
+        if self.session is not None and button_states(self.facts())[button].enabled:
+            getattr(self.session, action)()
+            if message:
+                self.log(message)
+            self._wake.set()
+
     def pause(self) -> None:
         """Pause the live session after the candle being processed."""
-        if self.session is not None and button_states(self.facts())[Button.PAUSE].enabled:
-            self.session.pause()
-            self.log("paused")
-            self._wake.set()
+        self._pace(Button.PAUSE, "pause", "paused")
 
     def resume(self) -> None:
         """Resume a paused live session."""
-        if self.session is not None and button_states(self.facts())[Button.RESUME].enabled:
-            self.session.resume()
-            self.log("resumed")
-            self._wake.set()
+        self._pace(Button.RESUME, "resume", "resumed")
 
     def step(self) -> None:
-        """Advance a paused live session by one candle."""
-        if self.session is not None and button_states(self.facts())[Button.STEP].enabled:
-            self.session.step()
-            self._wake.set()
+        """Advance a paused live session by one candle (it stays paused)."""
+        self._pace(Button.STEP, "step")
 
     def train_manual(self) -> None:
         """Train one step on the current candle with the chosen BUY/SELL/HOLD (manual mode)."""
