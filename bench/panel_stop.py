@@ -6,8 +6,9 @@ throw-away store, with a tiny fresh transformer (the model plays no part in the 
 
 * **session**: ``LiveSession.stop()`` of a session started in a background thread, from the call
   until its thread has ended (the ledger flushed), best and worst of ``--repeats``;
-* **panel**: the control panel's Stop, from the click until :meth:`ControlPanel.wait_idle`
-  returns (every button enabled again), best and worst of ``--repeats``.
+* **panel**: the control panel's Stop, from the click until "Start Live Inference" is enabled
+  again (the session ended, its ledger flushed, the buttons refreshed), best and worst of
+  ``--repeats``.
 
 Each figure is printed beside the candle wait it cut short (the ratio is how much of that wait
 Stop took). Run ``.venv/bin/python bench/panel_stop.py [--repeats 5]``; writes
@@ -64,8 +65,11 @@ def _panel_stop(store, run_id: str) -> float:
     time.sleep(0.1)
     t0 = time.perf_counter()
     panel.buttons[Button.STOP].click()
+    while panel.buttons[Button.LIVE_NONE].disabled:  # what the user sees: Start enabled again
+        time.sleep(0.001)
+    latency = time.perf_counter() - t0
     panel.wait_idle(60)
-    return time.perf_counter() - t0
+    return latency
 
 
 def _saved_tiny_run(store, handle) -> str:
