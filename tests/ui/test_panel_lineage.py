@@ -46,6 +46,12 @@ def test_training_is_shown_unsaved_and_the_next_session_starts_from_saved_weight
     assert (f"{quick_model} + {steps} steps (unsaved, session {trained.session_id})"
             in panel.model_status.value)
     assert not panel.buttons[Button.SAVE].disabled and not panel.buttons[Button.RESET].disabled
+    stored = panel.store.backtests().height
+    panel.buttons[Button.BACKTEST_CURRENT].click()  # the unsaved weights, labelled, not stored
+    assert panel.wait_idle(120)
+    assert f"of {quick_model} + {steps} steps (unsaved" in panel.results.value
+    assert panel.last_backtest.model_version == steps
+    assert panel.store.backtests().height == stored
 
     panel.buttons[Button.LIVE_NONE].click()  # "continue" unticked: the saved weights
     assert panel.wait_idle(120)
