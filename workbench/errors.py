@@ -84,3 +84,8 @@ class NonFiniteError(WorkbenchError):
 class LiveSourceError(WorkbenchError):
     """Raised when a live data source (an exchange) keeps failing past its retry budget or
     answers with an error no retry can fix (an unknown market, say)."""
+
+
+class ModelMismatchError(ParameterError):
+    """Raised when a model is used on a series it was not trained on (symbol, timeframe) without
+    an explicit override, or on a series shorter than its window."""

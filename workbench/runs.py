@@ -226,6 +226,34 @@ def show_run(run_id: str, db=None) -> dict:
     return record
 
 
+def pin_report_run(run_id: str, db=None) -> dict:
+    """Choose ``run_id`` as the run report pages show by default (``runs/.report_run.json``).
+
+    Without a pinned run, reports fall back to the newest completed one, which changes with every
+    training click; a pinned run changes only when someone pins another.
+
+    Raises
+    ------
+    NotFoundError : for an unknown run. RunError : for a run that has not completed.
+    """
+    record = read_run(run_id, db)
+    if record.get("status") != "completed":
+        raise RunError(f"run {run_id!r} is {record.get('status')}; pin a completed run")
+    marker = {"run_id": run_id, "pinned_at": now_iso()}
+    write_json_atomic(runs_dir(db) / ".report_run.json", marker)
+    return marker
+
+
+def report_run(db=None) -> str | None:
+    """The pinned report run (see :func:`pin_report_run`), or None when none is pinned."""
+    path = runs_dir(db) / ".report_run.json"
+    try:
+        run_id = json.loads(path.read_text())["run_id"]
+        return run_id if read_run(run_id, db).get("status") == "completed" else None
+    except (OSError, ValueError, KeyError, WorkbenchError):
+        return None
+
+
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05) -> bool:
     """Poll ``predicate`` until it is true or ``timeout`` passes (for notebooks and tests)."""
     deadline = time.monotonic() + timeout

@@ -157,6 +157,50 @@ def test_paced_replay_is_not_faster_than_asked(eth_slice):
     assert time.perf_counter() - t0 >= 0.19
 
 
+@pytest.mark.parametrize("speed", [None, 1.0])
+def test_step_emits_exactly_one_candle_of_a_paused_replay_at_any_pace(eth_slice, speed):
+    feed = ReplayFeed(_series(eth_slice), speed=speed)
+    seen = []
+    feed.subscribe_candle_completion(lambda ev: seen.append(ev.ts), SYM, TF)
+    with pytest.raises(ParameterError, match="paused"):
+        feed.step()
+    feed.pause()  # before the start: nothing is emitted until a step
+    feed.start()
+    time.sleep(0.05)
+    assert seen == [] and feed.state == "paused"
+    for n in (1, 2, 3):
+        feed.step()
+        _wait_for(lambda: len(seen) == n)
+    time.sleep(0.05)
+    assert seen == eth_slice["ts"][:3].to_list() and feed.state == "paused"
+    feed.stop()
+    assert feed.join(timeout=5)["state"] == "stopped"
+
+
+def test_stop_and_pause_cut_a_one_day_wait_short():
+    """At 1x on daily candles each wait is 86,400 s; stop() must not wait for it."""
+    day = 86_400_000
+    frame = pl.DataFrame({"ts": [i * day for i in range(5)], "open": [1.0] * 5,
+                          "high": [2.0] * 5, "low": [0.5] * 5, "close": [1.5] * 5,
+                          "volume": [1.0] * 5})
+    for then in ("stop", "pause"):
+        feed = ReplayFeed(SeriesArrays.from_frame(SYM, "1d", frame), speed=1.0)
+        seen = []
+        feed.subscribe_candle_completion(lambda ev: seen.append(ev.ts), SYM, "1d")
+        feed.start()
+        _wait_for(lambda: len(seen) == 1)
+        time.sleep(0.05)  # inside the one-day wait
+        t0 = time.monotonic()
+        getattr(feed, then)()
+        _wait_for(lambda: feed.state == ("stopped" if then == "stop" else "paused"), 2)
+        if then == "pause":
+            feed.step()  # a step does not wait for the pace either
+            _wait_for(lambda: len(seen) == 2, 2)
+            feed.stop()
+        assert feed.join(timeout=2)["state"] == "stopped"
+        assert time.monotonic() - t0 < 2 and len(seen) == (1 if then == "stop" else 2)
+
+
 def _wait_for(cond, timeout=10.0):
     deadline = time.monotonic() + timeout
     while not cond():

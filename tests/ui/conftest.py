@@ -25,11 +25,22 @@ def _isolated_runs(shared_runs, monkeypatch):
 
 @pytest.fixture(scope="session")
 def ui_db(tmp_path_factory, eth_slice):
-    """A DuckDB file holding the real 3,000-candle ETH/USDT 1m slice."""
+    """A DuckDB file holding the real 3,000-candle ETH/USDT 1m slice, plus the same candles
+    resampled to 5m (a series the 1m model was not trained on) and 1d (3 candles: shorter than
+    any model's window), and the last 400 real GOOG 1d candles (a paced replay waits a day per
+    candle at 1x: what Stop must interrupt)."""
+    import polars as pl
+
+    from workbench.data.resample import resample_ohlcv
     from workbench.data.store import Store
+    from workbench.paths import DATA_DIR
 
     path = tmp_path_factory.mktemp("ui-db") / "wb.duckdb"
-    Store(path).replace_series("ETH/USDT", "1m", eth_slice)
+    store = Store(path)
+    store.replace_series("ETH/USDT", "1m", eth_slice)
+    for tf in ("5m", "1d"):
+        store.replace_series("ETH/USDT", tf, resample_ohlcv(eth_slice, "1m", tf))
+    store.replace_series("GOOG", "1d", pl.read_parquet(DATA_DIR / "goog_1d.parquet").tail(400))
     return path
 
 

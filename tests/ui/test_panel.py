@@ -39,20 +39,29 @@ def test_panel_lists_the_model_and_enables_starts(panel, quick_model):
 
 
 def test_live_inference_predicts_updates_chart_and_log_then_stops(panel):
+    panel.log("left over from before")
     panel.buttons[Button.LIVE_NONE].click()
     assert panel.session is not None and panel.session.mode is TrainingMode.NONE
     assert panel.buttons[Button.LIVE_NONE].disabled  # cannot start twice
     assert "live session is running" in panel.buttons[Button.BACKTEST].tooltip
+    assert panel.symbol.disabled and panel.timeframe.disabled and panel.model.disabled
+    assert panel.log_lines[0].split(" ", 1)[1].startswith("live session")  # cleared per session
     assert wait_until(lambda: "predictions" in panel.chart_caption.value
-                      and any(line.split(" ", 1)[1].startswith("prediction")
-                              for line in panel.log_lines), 60)
+                      and any(" candles 1-50 " in line for line in panel.log_lines), 60)
     assert "PnL" in panel.status.value and "ghost candle" in panel.chart_caption.value
+    assert "/300" in panel.status.value and panel.progress.description == "candles"
+    assert 0 < panel.progress.value < 1
     panel.buttons[Button.STOP].click()
     assert panel.wait_idle(30)
     stats = panel.session.stats()
     assert stats["predictions"] > 0 and stats["training_steps"] == 0
-    assert any(line.endswith("stopped") for line in panel.log_lines)
-    assert not panel.buttons[Button.BACKTEST].disabled
+    lines = [line.split(" ", 1)[1] for line in panel.log_lines]
+    ended = next(i for i, line in enumerate(lines) if line.startswith("session ended"))
+    assert not any(line.startswith(("candles ", "trade ")) for line in lines[ended:])
+    assert lines[-1] == "stopped"
+    assert not panel.buttons[Button.BACKTEST].disabled and not panel.symbol.disabled
+    assert panel.progress.description == "idle"
+    assert f"{panel.model.value} (saved)" in panel.model_status.value  # no training: saved
 
 
 def test_backtest_visible_chart_fills_the_result_table(panel):
@@ -73,12 +82,17 @@ def test_backtest_visible_chart_fills_the_result_table(panel):
     assert twin.stats["Equity Final [$]"] == pytest.approx(result.stats["Equity Final [$]"])
 
 
-def test_manual_session_buy_stores_annotation_and_counts_a_step(panel, ui_db):
-    panel.speed.value = "60x"  # slow enough to click while it runs
+def test_manual_session_starts_paused_steps_and_labels_the_current_candle(panel, ui_db):
     panel.buttons[Button.LIVE_MANUAL].click()
     manual = panel.buttons[Button.MANUAL_TRAIN]
     assert panel.manual_box.layout.display is None
-    assert wait_until(lambda: not manual.disabled, 60), manual.tooltip
+    assert wait_until(lambda: panel.session.state == "paused", 10)
+    assert panel.session.counts["candles"] == 0 and manual.disabled
+    assert not panel.buttons[Button.STEP].disabled and panel.buttons[Button.PAUSE].disabled
+    panel.buttons[Button.STEP].click()
+    assert wait_until(lambda: not manual.disabled, 30), manual.tooltip
+    time.sleep(0.3)
+    assert panel.session.counts["candles"] == 1  # one candle, then paused again
     panel.manual_action.value = "BUY"
     manual.click()
     assert wait_until(lambda: panel.session.counts[MANUAL_STEP] == 1, 60)
@@ -86,9 +100,26 @@ def test_manual_session_buy_stores_annotation_and_counts_a_step(panel, ui_db):
     assert notes.filter(notes["source"] == "manual")["action"].to_list()[-1] == "BUY"
     assert wait_until(lambda: any("manual BUY" in line and "training steps 1" in line
                                   for line in panel.log_lines), 10)
+    assert wait_until(lambda: "1 manual labels" in panel.chart_caption.value, 10)
+    panel.buttons[Button.RESUME].click()
+    assert wait_until(lambda: panel.session.counts["candles"] > 1, 30)
     panel.buttons[Button.STOP].click()
     assert panel.wait_idle(30)
     assert panel.manual_box.layout.display == "none"
+
+
+def test_stop_interrupts_a_paced_replay_at_once(ui_db, quick_model):
+    """At 1x on daily candles each wait is a day; Stop must not wait for it."""
+    p = ControlPanel(db=str(ui_db), symbol="GOOG", timeframe="1d", candles=300, speed="1x",
+                     model=quick_model)
+    p.buttons[Button.LIVE_NONE].click()
+    assert wait_until(lambda: p.session.counts["candles"] == 1, 30)
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    p.buttons[Button.STOP].click()
+    assert p.wait_idle(10)
+    assert time.monotonic() - t0 < 2.0  # the browser test holds it to 0.5 s end to end
+    assert p.session.stats()["state"] == "stopped" and p.session.counts["candles"] == 1
 
 
 def test_worker_threads_only_set_traits(panel):
@@ -102,25 +133,32 @@ def test_worker_threads_only_set_traits(panel):
 
     threading.Thread(target=worker).start()
     assert done.wait(5)
-    assert panel.log_output.outputs[-1]["text"].rstrip().endswith("from a worker thread")
+    assert "from a worker thread" in panel.log_output.value
+    assert panel.log_lines[-1].endswith("from a worker thread")
 
 
-def test_train_model_trains_a_working_copy_of_the_loaded_model_on_all_annotations(panel):
-    """Train Model used to fit the loaded handle's model in place (Lightning touching it outside
-    the lock while a session might train it); now it goes through ``start_batch_training``."""
+def test_train_model_trains_a_copy_into_a_child_run_on_all_annotations(panel, quick_model):
+    """Train Model used to change the picked run's in-memory weights (and a running session's
+    model); now it trains a copy of them into a new run that names its parent."""
     import json
 
     from workbench.train.runs import read_run, run_path
 
-    handle = panel._handle()
-    before = handle.version
+    panel.buttons[Button.LIVE_NONE].click()  # a session whose model must not change
+    assert wait_until(lambda: panel.session.counts["predictions"] > 0, 30)
+    panel.buttons[Button.STOP].click()
+    assert panel.wait_idle(30)
+    live = panel.slot.live
     panel.buttons[Button.TRAIN].click()
     assert panel.wait_idle(180)
     run_id = panel._run_handle.run_id
     record = read_run(run_id)
     assert record["status"] == "completed" and record["global_step"] > 0
+    assert record["parent_run_id"] == quick_model
     frozen = json.loads((run_path(run_id) / "config.json").read_text())
     assert frozen["data"]["labels"] == ["manual", "pivot", "rule"]
-    assert handle.version == before + record["global_step"]  # one publish per step
-    assert all(p.grad is None for p in handle.model.parameters())  # Lightning trained a copy
-    assert any(f"training run {run_id} completed" in line for line in panel.log_lines)
+    assert live.version == 0 and panel.slot.unsaved_steps(quick_model) == 0
+    assert panel.model.value == quick_model  # the pick stays; the new run is listed
+    assert run_id in panel.model.options
+    assert any(f"training run {run_id} completed (parent {quick_model})" in line
+               for line in panel.log_lines)

@@ -54,7 +54,7 @@ def test_thread_trait_updates_arrive_as_comm_messages(ui_db):
         data = m["content"].get("data", {}) if m["msg_type"] == "comm_msg" else {}
         if data.get("method") == "update":
             updates.setdefault(m["content"]["comm_id"], []).append((data["state"], m["buffers"]))
-    log_texts = [o["text"] for state, _ in updates.get(log_id, []) for o in state.get("outputs", [])]
+    log_texts = [state.get("value", "") for state, _ in updates.get(log_id, [])]
     assert any("from-worker-thread" in t for t in log_texts)
     assert any(s.get("value") == "status-from-thread" for s, _ in updates.get(status_id, []))
     assert any(bytes(b) == b"\x89PNG-from-thread" for _, bufs in updates.get(chart_id, [])

@@ -47,10 +47,10 @@ def test_without_candles_nothing_can_start():
 
 
 @pytest.mark.parametrize("mode", list(TrainingMode))
-def test_a_live_session_allows_stop_and_batch_training_only(mode):
+def test_a_live_session_allows_stop_pause_and_batch_training_only(mode):
     facts = PanelFacts(live_mode=mode, has_model=True, has_candles=True, has_current_candle=True)
     assert facts.activity is Activity.LIVE
-    expected = {Button.STOP, Button.TRAIN}
+    expected = {Button.STOP, Button.TRAIN, Button.PAUSE}
     if mode is TrainingMode.MANUAL:
         expected.add(Button.MANUAL_TRAIN)
     assert enabled(facts) == expected
@@ -83,7 +83,7 @@ def test_training_beside_live_blocks_a_second_training():
     facts = PanelFacts(live_mode=TrainingMode.EVERY_CANDLE, training=True, has_model=True,
                        has_candles=True, has_current_candle=True)
     assert facts.activity is Activity.LIVE_AND_TRAINING
-    assert enabled(facts) == {Button.STOP}
+    assert enabled(facts) == {Button.STOP, Button.PAUSE}
 
 
 def test_stopping_disables_everything_and_hides_manual():
@@ -102,3 +102,33 @@ def test_every_disabled_visible_button_has_a_reason():
         for button, state in button_states(facts).items():
             if state.visible and not state.enabled:
                 assert state.reason, (facts, button)
+
+
+def test_pause_resume_and_step_follow_the_session():
+    running = PanelFacts(live_mode=TrainingMode.MANUAL, has_model=True, has_candles=True)
+    paused = PanelFacts(live_mode=TrainingMode.MANUAL, has_model=True, has_candles=True,
+                        has_current_candle=True, paused=True)
+    assert {Button.PAUSE} <= enabled(running) and not {Button.RESUME, Button.STEP} & enabled(
+        running)
+    assert {Button.RESUME, Button.STEP, Button.MANUAL_TRAIN} <= enabled(paused)
+    assert Button.PAUSE not in enabled(paused)
+    assert not {Button.PAUSE, Button.RESUME, Button.STEP} & visible(READY)  # no session
+
+
+def test_a_series_shorter_than_the_window_refuses_every_start_with_the_reason():
+    why = "ETH/USDT 1M has 3 candle(s); model R needs a window of 32"
+    facts = PanelFacts(has_model=True, has_candles=True, refusal=why)
+    for b in STARTS:
+        assert button_states(facts)[b].reason == why and b not in enabled(facts)
+    assert Button.TRAIN in enabled(facts)
+
+
+def test_save_reset_and_backtest_current_need_unsaved_steps_and_an_idle_panel():
+    lineage = {Button.SAVE, Button.RESET, Button.BACKTEST_CURRENT}
+    assert not lineage & enabled(READY)
+    assert "no unsaved training steps" in button_states(READY)[Button.SAVE].reason
+    unsaved = PanelFacts(has_model=True, has_candles=True, unsaved_steps=12)
+    assert lineage <= enabled(unsaved)
+    live = PanelFacts(live_mode=TrainingMode.NONE, has_model=True, has_candles=True,
+                      unsaved_steps=12)
+    assert not lineage & enabled(live)

@@ -107,6 +107,7 @@ class BacktestResult:
     model_version: int | None = None
     trades_path: Path | None = None
     equity_path: Path | None = None
+    training_steps: int | None = None  # walk-forward: steps the model trained while replaying
 
     def summary(self) -> dict:
         """Return a JSON-ready summary: id, source, range, the ``stats`` block and file paths.
@@ -122,6 +123,7 @@ class BacktestResult:
                 "n_bars": self.equity.height, "cash": self.config.sim.cash,
                 "stats": self.stats.to_json(),
                 "annualisation": self.stats.annualisation.to_json(),
+                "training_steps": self.training_steps,
                 "trades_path": str(self.trades_path) if self.trades_path else None,
                 "equity_path": str(self.equity_path) if self.equity_path else None}
 
@@ -140,10 +142,11 @@ def _load_candles(store: Store, cfg: BacktestConfig, history: int) -> tuple[pl.D
     return load_range(store, cfg.symbol, cfg.timeframe, cfg.start, cfg.end, history)
 
 
-def _model_signals(cfg: BacktestConfig, store: Store, progress) -> tuple:
+def _model_signals(cfg: BacktestConfig, store: Store, progress, handle=None) -> tuple:
     from workbench.train.handle import load_model
 
-    handle = load_model(cfg.model, store.path)  # the runs beside this store's database
+    if handle is None:
+        handle = load_model(cfg.model, store.path)  # the runs beside this store's database
     frame, first = _load_candles(store, cfg, handle.window - 1)
     feats = candle_features(*frame.select("open", "high", "low", "close", "volume")
                             .to_numpy().T)
@@ -166,7 +169,7 @@ def _given_signals(cfg: BacktestConfig, store: Store, progress, signals) -> tupl
     return frame, signal.astype(np.int8)
 
 
-def _signals(cfg: BacktestConfig, store: Store, progress, signals=None):
+def _signals(cfg: BacktestConfig, store: Store, progress, signals=None, handle=None):
     """Return (candles of the range, int8 signals, model_version, run dir or None)."""
     if cfg.walk_forward and cfg.model is None:
         raise ParameterError("--train-during needs a model (--model RUN_ID)")
@@ -179,7 +182,7 @@ def _signals(cfg: BacktestConfig, store: Store, progress, signals=None):
                           "while it replays: its signals come from the live layer; call "
                           "workbench.live.walk_forward.run_walk_forward_backtest")
     if cfg.model is not None:
-        frame, signal, version, handle = _model_signals(cfg, store, progress)
+        frame, signal, version, handle = _model_signals(cfg, store, progress, handle)
         run_dir = getattr(handle, "run_dir", None) or runs_dir(store.path) / cfg.model
         return frame, signal, version, Path(run_dir)
     frame, _ = _load_candles(store, cfg, 0)
@@ -258,7 +261,8 @@ def _calendar_ts(store: Store, cfg: BacktestConfig) -> np.ndarray:
 
 def run_backtest(config: BacktestConfig, *, store: Store | None = None,
                  progress: ProgressFn | None = None,
-                 signals: np.ndarray | SignalSource | None = None) -> BacktestResult:
+                 signals: np.ndarray | SignalSource | None = None,
+                 handle=None) -> BacktestResult:
     """Run one backtest and, unless ``config.persist`` is False, store it.
 
     Parameters
@@ -270,6 +274,8 @@ def run_backtest(config: BacktestConfig, *, store: Store | None = None,
     signals : the signals to simulate instead of the configuration's model or file: one per
         candle of the range (-1, 0, +1), or a :data:`SignalSource` that returns them. Required
         for walk-forward (``config.train_during``), whose signals come from the live layer.
+    handle : a loaded ModelHandle to backtest instead of the saved weights of ``config.model``
+        (the panel's "Backtest current model": a session's unsaved weights; inference only).
 
     Returns
     -------
@@ -288,7 +294,7 @@ def run_backtest(config: BacktestConfig, *, store: Store | None = None,
     """
     store = store or Store()
     _report(progress, "load", 0, 1)
-    frame, signal, version, run_dir = _signals(config, store, progress, signals)
+    frame, signal, version, run_dir = _signals(config, store, progress, signals, handle)
     _report(progress, "simulate", 0, 1)
     open_, close = frame["open"].to_numpy(), frame["close"].to_numpy()
     ts = frame["ts"].to_numpy()

@@ -67,6 +67,10 @@ def _print_result(result, summary: dict) -> None:
         typer.echo(f"  equity  {summary['equity_path']}")
     if summary.get("baselines"):
         typer.echo(summary["baselines"]["verdict"])
+    if summary.get("training_steps") is not None:
+        typer.echo(f"  training steps {summary['training_steps']}")
+    if summary.get("saved_run_id"):
+        typer.echo(f"  saved as run   {summary['saved_run_id']} (parent {summary['run_id']})")
 
 
 def backtest(
@@ -91,6 +95,10 @@ def backtest(
                                      help="Walk-forward: train while replaying (every_candle, "
                                           "pivots_only)."),
     draws: int = typer.Option(100, "--draws", help="Random-entry baseline draws."),
+    allow_mismatch: bool = typer.Option(False, "--allow-mismatch",
+                                        help="Use a model trained on another symbol/timeframe."),
+    save: bool = typer.Option(False, "--save", help="With --train-during: save the model it "
+                                                    "trained as a new run (saved_run_id)."),
     as_json: bool = _common.JSON_OPTION,
 ) -> None:
     """Backtest a model or a signal file on a symbol/timeframe/range and store the result."""
@@ -99,21 +107,52 @@ def backtest(
     from workbench.research.baselines import backtest_baselines
 
     try:
+        if model:  # a model trained on another series is refused unless allowed
+            from workbench.train.lineage import check_compatible
+
+            check_compatible(model, _common.db_path(), symbol, timeframe,
+                             allow_mismatch=allow_mismatch)
         sim = SimConfig(fee=fee, slippage=slippage, fill=fill, long_only=long_only,
                         size_mode=size, size=1.0 if amount is None else amount, cash=cash)
         cfg = BacktestConfig(symbol=symbol, timeframe=timeframe, start=parse_when(start),
                              end=parse_when(end, end=True), model=model, signals_path=signals,
                              sim=sim, threshold=threshold, train_during=train_during)
-        run = run_backtest
+        progress = None if as_json else _progress_bar()
         if cfg.walk_forward:  # its signals come from a session that trains as it replays
-            from workbench.live.walk_forward import run_walk_forward_backtest as run
-        result = run(cfg, store=_common.store(),
-                              progress=None if as_json else _progress_bar())
-        summary = {**result.summary(),
-                   "baselines": backtest_baselines(result, _common.store(), draws=draws)}
+            result, summary = _walk_forward(cfg, _common.store(), progress, save)
+        elif save:
+            raise ParameterError("--save needs --train-during MODE: a backtest without "
+                                 "training leaves the model as it was saved")
+        else:
+            result = run_backtest(cfg, store=_common.store(), progress=progress)
+            summary = result.summary()
+        summary["baselines"] = backtest_baselines(result, _common.store(), draws=draws)
     except WorkbenchError as exc:
         _common.fail(exc)
     _common.emit(summary, as_json, lambda _: _print_result(result, summary))
+
+
+def _walk_forward(cfg, store, progress, save: bool):
+    """Run a walk-forward backtest; with ``save``, save the model it trained as a new run.
+
+    Returns the result and its summary (with ``saved_run_id``)."""
+    from workbench.live.walk_forward import run_walk_forward_backtest
+    from workbench.train.handle import load_model
+    from workbench.train.lineage import save_as_run
+
+    if cfg.model is None:
+        raise ParameterError("--train-during needs a model (--model RUN_ID)")
+    handle = load_model(cfg.model, store.path)
+    result = run_walk_forward_backtest(cfg, store=store, progress=progress, handle=handle)
+    summary = {**result.summary(), "saved_run_id": None}
+    if save:
+        mode = cfg.params()["train_during"]
+        record = save_as_run(handle, store.path, session_id=f"walk-forward-{mode}", mode=mode,
+                             symbol=cfg.symbol, timeframe=cfg.timeframe,
+                             first_ts=summary["start_ts"], last_ts=summary["end_ts"],
+                             training_steps=result.training_steps)
+        summary["saved_run_id"] = record["run_id"]
+    return result, summary
 
 
 def lookahead_check(

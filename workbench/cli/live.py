@@ -4,7 +4,10 @@
 [--speed max|1x|Nx] [--manual-labels FILE] [--ledger] [--json]`` loads the run's model, replays
 the stored candles of the range through the feed and the coordinator in the chosen training mode
 and reports predictions, training steps, lock waits, signals, PnL and errors. Training changes
-only the in-memory model; the run's checkpoints are left as they are.
+only the in-memory model; the run's checkpoints are never written. ``--save`` saves the trained
+model as a new run (``saved_run_id``; its ``run.json`` names the parent). A model trained on
+another symbol or timeframe is refused unless ``--allow-mismatch``, and a series shorter than the
+model's window is refused before the replay starts.
 
 ``--source exchange --exchange ID [--exchange-url URL] [--until TS | --max-candles N]`` follows
 an exchange through ccxt instead (``workbench.live.exchange_source``): backfill from the last
@@ -94,6 +97,10 @@ def _print_stats(payload: dict) -> None:
                    f"{src['backfilled']}, reconnects {src['reconnects']}, rate limited "
                    f"{src['rate_limited']}, duplicates {src['duplicates']}, revisions "
                    f"{src['revisions']}")
+    if payload.get("mismatch"):
+        typer.echo(f"  warning        {payload['mismatch']}")
+    if payload.get("saved_run_id"):
+        typer.echo(f"  saved as run   {payload['saved_run_id']} (parent {payload['run_id']})")
 
 
 def live(
@@ -121,6 +128,10 @@ def live(
                                     "backfill included; default: until stopped."),
     paper: bool = typer.Option(False, "--paper", help="Paper-trade the signals (orders, fills, "
                                "equity and position kept in the store)."),
+    save: bool = typer.Option(False, "--save",
+                              help="Save the session's trained model as a new run at the end."),
+    allow_mismatch: bool = typer.Option(False, "--allow-mismatch",
+                                        help="Use a model trained on another symbol/timeframe."),
     as_json: bool = _common.JSON_OPTION,
 ) -> None:
     """Run a live session in a training mode over stored history (replay) or an exchange's
@@ -129,6 +140,7 @@ def live(
     from workbench.live.live_view import live_view, open_session
     from workbench.live.session import SessionConfig
     from workbench.train.handle import load_model
+    from workbench.train.lineage import check_compatible, check_length
 
     try:
         training_mode = TrainingMode.parse(mode)
@@ -136,6 +148,8 @@ def live(
             raise ParameterError(f"--manual-labels needs --mode {TrainingMode.MANUAL.value}; "
                                  f"got --mode {training_mode.value}")
         labels = read_manual_labels(manual_labels) if manual_labels else None
+        warning = check_compatible(model, _common.db_path(), symbol, timeframe,
+                                   allow_mismatch=allow_mismatch)
         handle = load_model(model, _common.db_path())
         exchange_options = {} if source != "exchange" else dict(
             exchange=exchange, url=exchange_url, until=parse_when(until, end=True),
@@ -145,16 +159,34 @@ def live(
                                 end=parse_when(end, end=True), speed=speed, paper=paper,
                                 config=SessionConfig(ledger=ledger, manual_labels=labels),
                                 **exchange_options)
-        stats = live_run.session.run()
+        session = live_run.session
+        if source != "exchange":  # an exchange session backfills what it needs first
+            check_length(model, handle.window, symbol, timeframe, session.series.length)
+        stats = session.run()
         view = live_view(live_run)
         if live_run.broker is not None:
             live_run.broker.close()
+        saved = _save(session) if save else None
     except WorkbenchError as exc:
         _common.fail(exc)
     paper_view = view["paper"] and {k: v for k, v in view["paper"].items()
                                     if k != "equity_curve"}
     _common.emit({**stats, "run_id": model, "speed": speed, "source": view["source"],
-                  "paper": paper_view}, as_json, _print_stats)
+                  "paper": paper_view, "saved_run_id": saved, "mismatch": warning or None},
+                 as_json, _print_stats)
+
+
+def _save(session) -> str:
+    """Save the session's model as a new run (parent: the loaded run); return its id."""
+    from workbench.train.lineage import save_as_run
+
+    ts = session.series.ts[session.feed.start_index:session.feed.last_index + 1]
+    record = save_as_run(session.handle, _common.db_path(), session_id=session.session_id,
+                         mode=session.mode, symbol=session.symbol, timeframe=session.timeframe,
+                         first_ts=int(ts[0]) if len(ts) else None,
+                         last_ts=int(ts[-1]) if len(ts) else None,
+                         training_steps=session.counts["training_steps"])
+    return record["run_id"]
 
 
 def register(app: typer.Typer) -> None:

@@ -1,7 +1,7 @@
 """CLI commands of the torch training engine.
 
 ``workbench train --config FILE [--set k=v ...] [--quick] [--resume RUN_ID] [--json]``,
-``workbench runs list|show RUN_ID [--json]`` and ``workbench export onnx RUN_ID [--json]``.
+``workbench runs list|show RUN_ID|pin RUN_ID [--json]`` and ``workbench export onnx RUN_ID [--json]``.
 """
 from __future__ import annotations
 
@@ -71,8 +71,10 @@ def runs_list(as_json: bool = _common.JSON_OPTION) -> None:
         if not rows:
             typer.echo("no runs")
         for r in rows:
+            parent = f"parent {r['parent_run_id']}" if r.get("parent_run_id") else ""
             typer.echo(f"{r['run_id']:<48} {r.get('status', '?'):<10} "
-                       f"{r.get('model_type', '?'):<12} {_short(r.get('best_metrics'))}")
+                       f"{r.get('model_type', '?'):<12} {_short(r.get('best_metrics'))} {parent}"
+                       .rstrip())
     _common.emit(rows, as_json, human)
 
 
@@ -88,14 +90,28 @@ def runs_show(run_id: str = typer.Argument(..., help="The run id."),
         _common.fail(exc)
 
     def human(r):
-        for key in ("run_id", "status", "model_type", "created_at", "started_at", "ended_at",
-                    "best_epoch", "error"):
+        for key in ("run_id", "status", "model_type", "parent_run_id", "session_id", "mode",
+                    "training_steps", "created_at", "started_at", "ended_at", "best_epoch",
+                    "error"):
             if r.get(key) is not None:
                 typer.echo(f"{key:<12} {r[key]}")
         for e in r.get("epochs", []):
             typer.echo(f"  epoch {e['epoch']:>3}: {_short(e, ('train_loss', 'val_loss', 'val_rmse', 'val_acc'))}")
         typer.echo("artifacts    " + ", ".join(r.get("artifacts", [])))
     _common.emit(record, as_json, human)
+
+
+@runs_app.command("pin")
+def runs_pin(run_id: str = typer.Argument(..., help="The run id."),
+             as_json: bool = _common.JSON_OPTION) -> None:
+    """Choose the run report pages show by default (instead of the newest completed one)."""
+    from workbench.runs import pin_report_run
+
+    try:
+        marker = pin_report_run(run_id, _common.db_path())
+    except WorkbenchError as exc:
+        _common.fail(exc)
+    _common.emit(marker, as_json, lambda m: typer.echo(f"reports show run {m['run_id']}"))
 
 
 @export_app.command("onnx")

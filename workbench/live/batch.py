@@ -72,4 +72,5 @@ def start_batch_training(handle, store, symbol: str, timeframe: str, start=None,
                           overrides=overrides)
     run = working_copy(handle, "batch_setup", "train-model")
     db = store.path if db is None else db  # the run lives beside the store it trains on
-    return start_training(config, db=db, store=store, **run.engine_kwargs())
+    lineage = {"parent_run_id": handle.run_id, "parent_steps": handle.steps}
+    return start_training(config, db=db, store=store, lineage=lineage, **run.engine_kwargs())

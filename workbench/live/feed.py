@@ -214,6 +214,9 @@ class ReplayFeed(CandleFeed, BackgroundJob):
         self._running = False
         self._resume = threading.Event()
         self._resume.set()
+        self._wake = threading.Event()  # cuts a paced wait short: stop, pause
+        self._steps = 0  # candles Step asked for while paused
+        self._step_guard = threading.Lock()
 
     @classmethod
     def from_store(cls, store, symbol: str, timeframe: str, start: int | None = None,
@@ -239,9 +242,11 @@ class ReplayFeed(CandleFeed, BackgroundJob):
         return "running" if running else "idle"
 
     def pause(self) -> None:
-        """Pause after the candle being emitted; :meth:`resume` continues."""
+        """Pause after the candle being emitted; :meth:`resume` continues, :meth:`step` emits
+        one candle and stays paused."""
         self._resume.clear()
         self._paused = self._halt = True
+        self._wake.set()
 
     def resume(self) -> None:
         """Resume a paused replay."""
@@ -249,10 +254,36 @@ class ReplayFeed(CandleFeed, BackgroundJob):
         self._halt = self._stop_requested
         self._resume.set()
 
+    def step(self) -> None:
+        """Emit one more candle of a paused replay (at once, whatever the pace); stay paused.
+
+        Raises
+        ------
+        ParameterError : when the replay is not paused.
+        """
+        if not self._paused:
+            raise ParameterError("step() needs a paused replay; pause() it first")
+        with self._step_guard:
+            self._steps += 1
+        self._resume.set()
+
     def stop(self) -> None:
-        """Stop the replay after the candle being emitted (also wakes a paused replay)."""
+        """Stop the replay after the candle being emitted (also wakes a paused replay or one
+        waiting for its next paced candle: Stop never waits for the pace)."""
         self._stop_requested = self._halt = True
         self._resume.set()
+        self._wake.set()
+
+    def _await_turn(self) -> bool:
+        """Block while paused; return True when a :meth:`step` asks for one candle."""
+        while self._paused and not self._stop_requested:
+            with self._step_guard:
+                if self._steps:
+                    self._steps -= 1
+                    return True
+                self._resume.clear()
+            self._resume.wait()
+        return False
 
     def _execute(self) -> None:
         """Replay until the end, :meth:`stop` or an error (``run()`` / ``start()`` call this)."""
@@ -268,21 +299,27 @@ class ReplayFeed(CandleFeed, BackgroundJob):
     def _run_max(self) -> None:
         while self._next < self.end_index and not self._stop_requested:
             if self._paused:
-                self._resume.wait()
+                if self._await_turn():
+                    self._next = self._emit_range(self._next, self._next + 1)
                 continue
             self._next = self._emit_range(self._next, min(self.end_index, self._next + _CHUNK))
 
     def _run_paced(self) -> None:
+        """Emit one candle per interval / speed. The wait is an Event wait that stop() and
+        pause() cut short, so neither waits for the pace (a day per candle at 1x on 1d)."""
         step = (self._fixed_ms or timeframe_ms(self.timeframe)) / 1000.0 / self.speed
         due = time.monotonic()
         while self._next < self.end_index and not self._stop_requested:
             if self._paused:
-                self._resume.wait()
-                due = time.monotonic()
+                stepped = self._await_turn()
+                due = time.monotonic() + step
+                if stepped:
+                    self._next = self._emit_range(self._next, self._next + 1)
                 continue
             wait = due - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
+            if wait > 0 and self._wake.wait(wait):
+                self._wake.clear()  # woken by stop() or pause(): the loop head decides
+                continue
             self._next = self._emit_range(self._next, self._next + 1)
             due += step
 

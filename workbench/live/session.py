@@ -366,6 +366,10 @@ class LiveSession(TrainingEventSubscriber, BackgroundJob):
         """Resume a paused replay."""
         self._replay_control("resume")()
 
+    def step(self) -> None:
+        """Process one more candle of a paused replay, then stay paused (manual labelling)."""
+        self._replay_control("step")()
+
     def stop(self, wait: bool = True, timeout: float | None = 30.0) -> dict:
         """Stop after the candle being processed (also wakes a paused session); return stats.
 

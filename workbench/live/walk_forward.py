@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from workbench.backtest.engine import BacktestConfig, BacktestResult, ProgressFn, run_backtest
+from workbench.errors import ParameterError
 from workbench.live.modes import TrainingMode
 from workbench.live.session import LiveSession, SessionConfig
 
@@ -59,15 +60,27 @@ def run_walk_forward(cfg, *, store=None, progress=None, handle=None) -> np.ndarr
 
 
 def run_walk_forward_backtest(config: BacktestConfig, *, store=None,
-                              progress: ProgressFn | None = None) -> BacktestResult:
+                              progress: ProgressFn | None = None, handle=None) -> BacktestResult:
     """Run a backtest whose signals come from :func:`run_walk_forward` (``config.train_during``).
 
-    The model run itself is never changed: the session trains a handle loaded from it. Raises
-    what :func:`~workbench.backtest.engine.run_backtest` raises (ParameterError without a model).
+    The model run itself is never changed: the session trains ``handle`` (default: a handle
+    loaded from ``config.model``), which the caller may save as a new run afterwards
+    (``workbench backtest --train-during MODE --save``). The result's ``training_steps`` counts
+    the steps it took. Raises what :func:`~workbench.backtest.engine.run_backtest` raises
+    (ParameterError without a model).
     """
-    return run_backtest(config, store=store, progress=progress, signals=_walk_forward_source)
+    from workbench.data.store import Store
 
+    if config.model is None:
+        raise ParameterError("--train-during needs a model (--model RUN_ID)")
+    store = store if store is not None else Store()
+    if handle is None:
+        from workbench.train.handle import load_model
 
-def _walk_forward_source(cfg: BacktestConfig, store, progress: ProgressFn | None) -> np.ndarray:
-    """The signal source ``run_backtest(signals=...)`` calls (its ``SignalSource`` form)."""
-    return run_walk_forward(cfg, store=store, progress=progress)
+        handle = load_model(config.model, store.path)
+    before = handle.steps
+    result = run_backtest(config, store=store, progress=progress, signals=lambda cfg, st, pr:
+                          run_walk_forward(cfg, store=st, progress=pr, handle=handle))
+    result.training_steps = handle.steps - before
+    result.model_version = handle.version
+    return result

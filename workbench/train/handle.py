@@ -158,6 +158,7 @@ class ModelHandle:
         self._snapshot = self._models.snapshot(0, model)
         self._step_guard = threading.Lock()
         self._step_state = None
+        self.base_steps = 0  # training steps the weights had when this handle got them (fork)
 
     @classmethod
     def from_config(cls, config, *, lock: TrainingLock | None = None) -> "ModelHandle":
@@ -169,6 +170,25 @@ class ModelHandle:
     def version(self) -> int:
         """The version of the published snapshot (0 for the weights the handle started with)."""
         return self._snapshot.version
+
+    @property
+    def steps(self) -> int:
+        """Training steps since the saved weights of ``run_id`` (0: the saved weights)."""
+        return self.base_steps + self.version
+
+    def fork(self, session: str = "fork") -> "ModelHandle":
+        """Return an independent handle on a copy of the current weights and optimizer state.
+
+        The copy has its own lock and snapshots, the same ``run_id`` (its parent) and counts its
+        :attr:`steps` on from this handle's, so training it never changes this handle's model.
+        """
+        with self.lock.hold("fork", session):
+            model = copy.deepcopy(self.model)
+            optimizer = copy.deepcopy(self.optimizer.state_dict())
+        twin = ModelHandle(model, self.config, run_id=self.run_id)
+        twin.optimizer.load_state_dict(optimizer)
+        twin.base_steps = self.steps
+        return twin
 
     # -- inference -----------------------------------------------------------------------------
     def _as_windows(self, windows) -> torch.Tensor:

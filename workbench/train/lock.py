@@ -54,6 +54,7 @@ class TrainingLock:
         self.waits = 0  # acquisitions that found the lock taken
         self.wait_seconds = 0.0
         self.timeouts = 0
+        self.waiting = 0  # acquisitions waiting right now (for a status line)
         self._by_session: dict[str, list] = {}  # session -> [acquisitions, waits, wait_s, timeouts]
 
     @property
@@ -74,7 +75,14 @@ class TrainingLock:
         waited = 0.0
         if contended:
             start = time.perf_counter()
-            if not self._lock.acquire(timeout=timeout):
+            with self._stats_guard:
+                self.waiting += 1
+            try:
+                got = self._lock.acquire(timeout=timeout)
+            finally:
+                with self._stats_guard:
+                    self.waiting -= 1
+            if not got:
                 holder = self._holder
                 self._count(session, 0, 0, time.perf_counter() - start, 1)
                 who = holder.describe() if holder else "an unknown holder"

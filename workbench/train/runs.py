@@ -32,6 +32,7 @@ from workbench.runs import (ActiveRunLock, list_runs, now_iso, read_run, run_pat
                             show_run, update_run, wait_for, write_json_atomic)
 from workbench.train.config import TrainConfig, config_from_dict
 from workbench.train.engine import RUN_ID_ENV, execute, is_rank_zero
+from workbench.train.lineage import describe_training
 
 __all__ = ["ActiveRunLock", "RunHandle", "list_runs", "load_run_config", "new_run_id", "now_iso",
            "read_run", "run_path", "runs_dir", "show_run", "start_training", "train",
@@ -95,8 +96,14 @@ class _StopAndFault(Callback):
             trainer.should_stop = True
 
 
-def _prepare(config: TrainConfig, db, resume: str | None) -> tuple[str, Path | None]:
-    """Create a new run folder (or check a resumable one); return (run_id, checkpoint)."""
+def _prepare(config: TrainConfig, db, resume: str | None,
+             lineage: dict | None = None) -> tuple[str, Path | None]:
+    """Create a new run folder (or check a resumable one); return (run_id, checkpoint).
+
+    A new run's ``run.json`` records what it trains on (``trained_on``, for the compatibility
+    checks of :mod:`workbench.train.lineage`) plus the ``lineage`` fields given (e.g. the
+    ``parent_run_id`` of "Train Model" on a loaded model).
+    """
     if resume is None:
         run_id = os.environ.get(RUN_ID_ENV) or new_run_id(config)
         folder = run_path(run_id, db)
@@ -106,7 +113,9 @@ def _prepare(config: TrainConfig, db, resume: str | None) -> tuple[str, Path | N
         (folder / "logs").mkdir()
         write_json_atomic(folder / "config.json", config.to_dict())
         update_run(run_id, db, status="pending", created_at=now_iso(), model_type=config.model.type,
-                   symbol=config.data.symbol, timeframe=config.data.timeframe)
+                   symbol=config.data.symbol, timeframe=config.data.timeframe,
+                   trained_on=describe_training(config.data.symbol, config.data.timeframe,
+                                                config.model.window), **(lineage or {}))
         return run_id, None
     record = read_run(resume, db)
     if record.get("status") == "completed":
@@ -125,7 +134,8 @@ class _NoLock:
         pass
 
 
-def _start(config: TrainConfig | None, db, resume: str | None, under_job: str | None = None,
+def _start(config: TrainConfig | None, db, resume: str | None,
+           under_job: str | None = None, lineage: dict | None = None,
            **job_kw):
     """Acquire the active-run lock and prepare the job; the caller must run or release."""
     if resume is not None:
@@ -142,11 +152,11 @@ def _start(config: TrainConfig | None, db, resume: str | None, under_job: str | 
     lock = ActiveRunLock(db)
     if under_job is not None:  # the job holds the lock; this run is one of its parts
         lock.check_held_by(under_job)
-        run_id, ckpt = _prepare(config, db, resume)
+        run_id, ckpt = _prepare(config, db, resume, lineage)
         return _NoLock(), _Job(run_id, config, db, ckpt, **job_kw)
     lock.acquire(resume or "(starting)")
     try:
-        run_id, ckpt = _prepare(config, db, resume)
+        run_id, ckpt = _prepare(config, db, resume, lineage)
         lock.set_run(run_id)
     except BaseException:
         lock.release()
@@ -164,7 +174,7 @@ def _run_job(job: _Job, lock: ActiveRunLock) -> dict:
 
 def train(config: TrainConfig | None = None, *, resume: str | None = None, db=None, model=None,
           lock=None, publish=None, store=None, under_job: str | None = None,
-          callbacks=()) -> dict:
+          callbacks=(), lineage: dict | None = None) -> dict:
     """Run a training run to the end in this thread and return its final ``run.json``.
 
     Parameters
@@ -178,14 +188,15 @@ def train(config: TrainConfig | None = None, *, resume: str | None = None, db=No
     under_job : the id of the active job (a sweep or an evaluation) holding the active-run lock;
         the run is one of its parts and does not take the lock itself.
     callbacks : extra Lightning callbacks for this run (e.g. Optuna's pruning callback).
+    lineage : fields recorded in the new run's ``run.json`` (``parent_run_id``, ...).
 
     Raises
     ------
     ActiveRunError : when another run is active. RunError : when resuming is impossible.
     Any error of the run itself is re-raised after ``run.json`` records it as failed.
     """
-    active, job = _start(config, db, resume, under_job, model=model, lock=lock, publish=publish,
-                         store=store, callbacks=tuple(callbacks))
+    active, job = _start(config, db, resume, under_job, lineage, model=model, lock=lock,
+                         publish=publish, store=store, callbacks=tuple(callbacks))
     return _run_job(job, active)
 
 
@@ -230,11 +241,13 @@ class RunHandle(BackgroundJob):
 
 
 def start_training(config: TrainConfig | None = None, *, resume: str | None = None, db=None,
-                   model=None, lock=None, publish=None, store=None) -> RunHandle:
+                   model=None, lock=None, publish=None, store=None,
+                   lineage: dict | None = None) -> RunHandle:
     """Start a run in a background thread; same parameters as :func:`train`.
 
     The active-run lock is taken before this returns, so a refused run raises
     :class:`~workbench.errors.ActiveRunError` here, not later.
     """
-    active, job = _start(config, db, resume, model=model, lock=lock, publish=publish, store=store)
+    active, job = _start(config, db, resume, lineage, model=model, lock=lock, publish=publish,
+                         store=store)
     return RunHandle(job, active)

@@ -250,7 +250,8 @@ def _draw_ghost(ax, ts: int, ghost: dict, width: float) -> None:
 def plot_candles_with_signals(frame: pl.DataFrame, *, trades: pl.DataFrame | None = None,
                               predictions: pl.DataFrame | None = None, ghost: dict | None = None,
                               step_ms: int | None = None, title: str = "",
-                              figsize=(14, 6)) -> Figure:
+                              pivots: pl.DataFrame | None = None,
+                              marks: pl.DataFrame | None = None, figsize=(14, 6)) -> Figure:
     """Plot candles with predicted signals, trades and the ghost candle.
 
     Parameters
@@ -261,6 +262,9 @@ def plot_candles_with_signals(frame: pl.DataFrame, *, trades: pl.DataFrame | Non
         marked below/above the candle.
     ghost : optional predicted next candle (open, high, low, close); drawn on a NaN-padded
         future row one ``step_ms`` after the last candle.
+    pivots : optional confirmed pivots (as for :func:`plot_candles_with_pivots`).
+    marks : optional events (ts, kind, text): ``manual`` labels are written above their candle,
+        any other kind (training events) is a small tick below it.
 
     Raises
     ------
@@ -279,6 +283,10 @@ def plot_candles_with_signals(frame: pl.DataFrame, *, trades: pl.DataFrame | Non
         _draw_predictions(ax, frame, predictions, span * 0.02)
     if trades is not None and trades.height:
         _draw_trades(ax, trades)
+    if pivots is not None and pivots.height:
+        _draw_pivots(ax, pivots, span * 0.012)
+    if marks is not None and marks.height:
+        _draw_marks(ax, frame, marks, span * 0.05)
     width = _candle_width_days(ts)
     if ghost is not None:
         _draw_ghost(ax, int(padded["ts"][-1]), ghost, width)
@@ -298,6 +306,24 @@ def _draw_predictions(ax, frame: pl.DataFrame, predictions: pl.DataFrame, offset
         if sel.height:
             ax.scatter(_x(sel["ts"].to_numpy()), sel[column].to_numpy() + sign * offset,
                        marker=marker, s=18, color=colour, alpha=0.8, zorder=5, label=label)
+
+
+def _draw_marks(ax, frame: pl.DataFrame, marks: pl.DataFrame, offset: float) -> None:
+    """Manual labels as text above their candle, other events as ticks below it."""
+    joined = marks.join(frame.select("ts", "high", "low"), on="ts", how="inner")
+    manual = joined.filter(pl.col("kind") == "manual")
+    for t, high, text in manual.select("ts", "high", "text").rows():
+        ax.annotate(text, (_x([t])[0], high + offset), ha="center", fontsize=9,
+                    fontweight="bold", color="#6a1b9a", zorder=7)
+    if manual.height:
+        ax.scatter(_x(manual["ts"].to_numpy()), manual["high"].to_numpy() + offset * 0.6,
+                   marker="*", s=90, color="#6a1b9a", zorder=7,
+                   label=f"manual label ({manual.height})")
+    events = joined.filter(pl.col("kind") != "manual")
+    if events.height:
+        ax.scatter(_x(events["ts"].to_numpy()), events["low"].to_numpy() - offset,
+                   marker="|", s=60, color="#00838f", zorder=5,
+                   label=f"training event ({events.height})")
 
 
 def _draw_trades(ax, trades: pl.DataFrame) -> None:

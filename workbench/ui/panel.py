@@ -3,29 +3,36 @@ manual training), as ipywidgets (JupyterLab and Voila).
 
 Buttons: the three live modes plus a manual session, Backtest Visible Chart, Train
 Model, Train on Current Candle (Manual) with BUY/SELL/HOLD (visible only while a manual session
-runs) and Stop. Pickers choose the model (completed runs), symbol, timeframe, range (the last N
-candles: the "visible chart") and replay speed; every picker is a fixed list of choices, so no
-viewer input is ever evaluated.
+runs), Stop, Pause / Resume / Step one candle (during a session; a manual session starts paused,
+so "label the current candle" names a candle that stays put), and the lineage buttons Save as
+run, Reset to saved and Backtest current model. Pickers choose the model (completed runs),
+symbol, timeframe, range (the last N candles: the "visible chart") and replay speed; every picker
+is a fixed list of choices, so no viewer input is ever evaluated, and all are disabled while work
+runs, so the chart always shows the picked series.
+
+Which weights run is explicit (:mod:`workbench.ui.panel_model`): a session starts from the saved
+weights of the picked run unless "continue the current model" is ticked; the model line says
+``R (saved)`` or ``R + N steps (unsaved, session S)``. A model trained on another series is
+warned about; a series shorter than its window refuses every start with the reason.
 
 Threads
 -------
 Widgets are created on the kernel's main thread. Long work runs in background threads
 (``live-*``, ``backtest``, ``train``) and one ``panel-ticker`` thread, which polls the running work
 twice a second and only *sets widget traits* (an ``Image``'s bytes, an ``HTML``'s text, a
-progress value, ``disabled``) or replaces the log ``Output``'s text; none of them uses
-``with output:`` capture, which ipykernel 7 routes per thread. Stop sets a
-:class:`threading.Event` and asks each running piece of work to end at its next step.
+progress value, ``disabled``, the log's HTML); none of them uses ``with output:`` capture,
+which ipykernel 7 routes per thread. Stop sets a
+:class:`threading.Event` and asks each running piece of work to end at its next step; the
+ticker waits on an event that Stop and the end of every job set, so the panel is idle again as
+soon as the work has ended (a paced replay's wait is itself interruptible).
 
 Which buttons are enabled, and the reason shown when one is not, comes from the pure state
 machine :mod:`workbench.ui.panel_state`.
 """
 from __future__ import annotations
 
-import io
-from html import escape
 import threading
 import time
-from collections import deque
 
 import ipywidgets as w
 import polars as pl
@@ -35,23 +42,24 @@ from workbench.backtest.stats import format_stats
 from workbench.errors import WorkbenchError
 from workbench.jobs import CallableJob
 from workbench.live.modes import TrainingMode
-from workbench.ui import charts, prepare
-from workbench.ui.panel_state import (LABELS, LIVE_BUTTONS, Button, PanelFacts, button_states)
+from workbench.ui import prepare
+from workbench.ui.panel_log import PanelLog, PredictionSummary, hhmm
+from workbench.ui.panel_model import ModelSlot
+from workbench.ui.panel_view import (LiveChart, lock_status, session_status, stats_table,
+                                     training_status)
+from workbench.ui.panel_state import (LABELS, LIVE_BUTTONS, Activity, Button, PanelFacts,
+                                      button_states)
 
 RANGES = (300, 600, 1500, 3000)  # "last N candles" choices of the range picker
 SPEEDS = ("300x", "60x", "600x", "1x", "max")
 TICK_S = 0.5  # how often the ticker refreshes the view while work runs
-LOG_LINES = 200
 _STYLES = {Button.LIVE_NONE: "success", Button.LIVE_PIVOTS: "info",
            Button.LIVE_EVERY_CANDLE: "primary", Button.LIVE_MANUAL: "warning",
            Button.BACKTEST: "warning", Button.TRAIN: "primary", Button.MANUAL_TRAIN: "warning",
-           Button.STOP: "danger"}
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=72)
-    return buf.getvalue()
+           Button.STOP: "danger", Button.PAUSE: "", Button.RESUME: "", Button.STEP: "",
+           Button.SAVE: "success", Button.RESET: "", Button.BACKTEST_CURRENT: "warning"}
+_PACE = (Button.PAUSE, Button.RESUME, Button.STEP)
+_LINEAGE = (Button.SAVE, Button.RESET, Button.BACKTEST_CURRENT)
 
 
 class ControlPanel:
@@ -73,18 +81,19 @@ class ControlPanel:
         self.chart_candles, self.train_epochs = chart_candles, train_epochs
         self.train_windows = train_windows
         self.stop_event = threading.Event()
-        self.session = None
+        self.slot = ModelSlot(self.store.path)
+        self.session = self.summary = None
         self.last_backtest = None
-        self._handles: dict = {}
         self._threads: dict[str, CallableJob] = {}
         self._run_handle = None
         self._manual_busy = False
         self._stopping = False
-        self._log: deque[str] = deque(maxlen=LOG_LINES)
-        self._guard = threading.Lock()
+        self._logbook = PanelLog()
+        self._wake = threading.Event()  # set by Stop and by the end of every job
+        self._ended: dict[str, threading.Event] = {}  # set when a job's work has ended
+        self._settle_guard = threading.Lock()
         self._ticker: threading.Thread | None = None
         self._ticker_guard = threading.Lock()
-        self._logged_ts = self._drawn_ts = 0
         self._counts: dict[tuple[str, str], int] = {}
         self._build(symbol, timeframe, model, candles, speed)
         self.refresh()
@@ -106,6 +115,9 @@ class ControlPanel:
                                 description="range")
         self.speed = w.Dropdown(options=SPEEDS, value=speed if speed in SPEEDS else SPEEDS[0],
                                 description="speed")
+        self.continue_model = w.Checkbox(value=False, indent=False,
+                                         description="continue the current session's model")
+        self.continue_model.add_class("wb-continue")
         self.buttons = {b: w.Button(description=LABELS[b], button_style=_STYLES[b],
                                     layout=w.Layout(width="auto")) for b in Button}
         for button, widget in self.buttons.items():
@@ -113,34 +125,43 @@ class ControlPanel:
         self.manual_action = w.ToggleButtons(options=ACTIONS, value=ACTIONS[0],
                                              description="action")
         self.manual_box = w.HBox([self.manual_action, self.buttons[Button.MANUAL_TRAIN]])
+        self.model_status = w.HTML().add_class("wb-model-status")
+        self.mismatch = w.HTML().add_class("wb-mismatch")
         self.reasons = w.HTML().add_class("wb-reasons")
         self.status = w.HTML().add_class("wb-status")
-        self.progress = w.FloatProgress(value=0, min=0, max=1, description="progress")
-        self.chart = w.Image(format="png", layout=w.Layout(width="100%")).add_class("wb-chart")
-        self.chart_caption = w.HTML().add_class("wb-chart-caption")
+        self.progress = w.FloatProgress(value=0, min=0, max=1, description="idle")
+        self.live_chart = LiveChart(self.chart_candles)
+        self.chart, self.chart_caption = self.live_chart.image, self.live_chart.caption
         self.results = w.HTML().add_class("wb-results")
-        self.log_output = w.Output(layout=w.Layout(max_height="220px", overflow="auto",
-                                                   border="1px solid #ddd")).add_class("wb-log")
+        self.log_output = self._logbook.widget
         self._refresh_models(model)
+        for name in ("symbol", "timeframe", "model", "range", "speed"):
+            getattr(self, name).add_class(f"wb-pick-{name}")
         for picker in (self.symbol, self.timeframe, self.model, self.range):
             picker.observe(self._on_pick, names="value")
         self._wire()
-        starts = [self.buttons[b] for b in (*LIVE_BUTTONS.values(), Button.BACKTEST, Button.TRAIN,
-                                            Button.STOP)]
         self.widget = w.VBox([
             w.HTML("<h3>Workbench control panel</h3>"),
             w.HBox([self.model, self.symbol, self.timeframe]), w.HBox([self.range, self.speed]),
-            w.HBox(starts, layout=w.Layout(flex_flow="row wrap")), self.manual_box,
+            w.HBox([self.model_status, self.continue_model]), self.mismatch,
+            self._row((*LIVE_BUTTONS.values(), Button.BACKTEST, Button.TRAIN, Button.STOP)),
+            self._row(_PACE + _LINEAGE), self.manual_box,
             self.reasons, self.status, self.progress, self.chart_caption, self.chart,
             self.results, w.HTML("<b>log</b>"), self.log_output]).add_class("wb-panel")
+
+    def _row(self, buttons) -> w.HBox:
+        return w.HBox([self.buttons[b] for b in buttons], layout=w.Layout(flex_flow="row wrap"))
 
     def _wire(self) -> None:
         for mode, button in LIVE_BUTTONS.items():
             self.buttons[button].on_click(lambda _b, m=mode: self.start_live(m))
-        self.buttons[Button.BACKTEST].on_click(lambda _b: self.start_backtest())
-        self.buttons[Button.TRAIN].on_click(lambda _b: self.start_training())
-        self.buttons[Button.MANUAL_TRAIN].on_click(lambda _b: self.train_manual())
-        self.buttons[Button.STOP].on_click(lambda _b: self.stop())
+        actions = {Button.BACKTEST: self.start_backtest, Button.TRAIN: self.start_training,
+                   Button.MANUAL_TRAIN: self.train_manual, Button.STOP: self.stop,
+                   Button.PAUSE: self.pause, Button.RESUME: self.resume, Button.STEP: self.step,
+                   Button.SAVE: self.save_as_run, Button.RESET: self.reset_to_saved,
+                   Button.BACKTEST_CURRENT: lambda: self.start_backtest(current=True)}
+        for button, action in actions.items():
+            self.buttons[button].on_click(lambda _b, a=action: a())
 
     def _timeframes(self, symbol: str) -> list[str]:
         series = self.store.series().filter(pl.col("symbol") == symbol)
@@ -157,16 +178,20 @@ class ControlPanel:
         self.model.value = current if current in runs else (runs[0] if runs else None)
 
     def _on_pick(self, change) -> None:
-        if change["owner"] is self.symbol:
+        if change["owner"] is self.symbol:  # keep the timeframe when the symbol has it
+            keep = self.timeframe.value
             self.timeframe.options = self._timeframes(self.symbol.value)
+            if keep in self.timeframe.options:
+                self.timeframe.value = keep
         self.refresh()
-        if self.facts().activity.value == "idle":
+        if self.facts().activity is Activity.IDLE:
             self._draw_range()
 
     # -- state -----------------------------------------------------------------------------------
     def _alive(self, name: str) -> bool:
-        thread = self._threads.get(name)
-        return thread is not None and thread.is_alive()
+        """True while the job ``name`` works (its thread may still be winding down after)."""
+        job, ended = self._threads.get(name), self._ended.get(name)
+        return job is not None and job.is_alive() and not ended.is_set()
 
     def _candle_count(self) -> int:
         key = (self.symbol.value, self.timeframe.value)
@@ -179,16 +204,22 @@ class ControlPanel:
     def facts(self) -> PanelFacts:
         """Describe the panel's situation for :func:`button_states`."""
         live = self._alive("live") and self.session is not None
+        run_id, symbol, tf = self.model.value, self.symbol.value, self.timeframe.value
         return PanelFacts(
             live_mode=self.session.mode if live else None, training=self._alive("train"),
             backtest=self._alive("backtest"), stopping=self._stopping,
-            has_model=bool(self.model.value), has_candles=self._candle_count() > 0,
+            has_model=bool(run_id), has_candles=self._candle_count() > 0,
             has_current_candle=live and self.session.counts["predictions"] > 0,
-            manual_step_running=self._manual_busy)
+            manual_step_running=self._manual_busy,
+            paused=live and self.session.state == "paused",
+            unsaved_steps=self.slot.unsaved_steps(run_id),
+            refusal=self.slot.refusal(run_id, symbol, tf, self._candle_count()))
 
     def refresh(self) -> None:
-        """Apply the state machine to the buttons (trait sets only: safe from any thread)."""
-        states = button_states(self.facts())
+        """Apply the state machine to the buttons and pickers (trait sets only: any thread)."""
+        self._show_model()  # before the buttons: an enabled Start shows the final model line
+        facts = self.facts()
+        states = button_states(facts)
         for button, state in states.items():
             widget = self.buttons[button]
             widget.disabled = not state.enabled
@@ -197,73 +228,117 @@ class ControlPanel:
         manual = states[Button.MANUAL_TRAIN]
         self.manual_box.layout.display = None if manual.visible else "none"
         self.manual_action.disabled = not manual.enabled
+        busy = facts.activity is not Activity.IDLE
+        for picker in (self.symbol, self.timeframe, self.model, self.range, self.speed,
+                       self.continue_model):
+            picker.disabled = busy
         why = [f"<li><b>{LABELS[b]}</b>: {s.reason}</li>" for b, s in states.items()
-               if s.visible and not s.enabled]
+               if s.visible and not s.enabled and b not in _LINEAGE]
         self.reasons.value = f"<ul class='wb-why'>{''.join(why)}</ul>" if why else ""
 
+    def _show_model(self) -> None:
+        run_id = self.model.value
+        self.model_status.value = f"<b>model</b>: {self.slot.label(run_id)}"
+        warning = self.slot.warning(run_id, self.symbol.value, self.timeframe.value)
+        self.mismatch.value = (f"<div style='color:#b71c1c'>&#9888; {warning}</div>"
+                               if warning else "")
+
     def log(self, message: str) -> None:
-        """Append one line to the log (replaces the Output's text: safe from any thread)."""
-        with self._guard:
-            self._log.append(f"{time.strftime('%H:%M:%S')} {message}")
-            text = "\n".join(self._log) + "\n"
-        self.log_output.outputs = ({"output_type": "stream", "name": "stdout", "text": text},)
+        """Append one line to the log (sets the log widget's value: safe from any thread)."""
+        self._logbook.add(message)
 
     @property
     def log_lines(self) -> list[str]:
         """The lines currently in the log."""
-        with self._guard:
-            return list(self._log)
+        return self._logbook.lines
 
     def _picked_range(self) -> tuple[int, int]:
         return prepare.pick_range(self.store, self.symbol.value, self.timeframe.value,
                                   candles=self.range.value)
-
-    def _handle(self):
-        from workbench.train.handle import load_model
-
-        run_id = self.model.value
-        if run_id not in self._handles:
-            self._handles[run_id] = load_model(run_id, self.store.path)
-        return self._handles[run_id]
 
     def _spawn(self, name: str, target) -> None:
         def report(exc: Exception) -> None:  # shown in the log, never kills the kernel
             self.log(f"{name}: {exc}" if isinstance(exc, WorkbenchError)
                      else f"{name} failed: {type(exc).__name__}: {exc}")
 
-        job = CallableJob(f"panel-{name}", target, on_error=report, on_finish=self.refresh)
-        self._threads[name] = job
+        ended = threading.Event()
+
+        def finished() -> None:  # the panel is idle again now, not at the ticker's next poll
+            ended.set()
+            self._settle()
+            self._wake.set()
+            self.refresh()
+
+        job = CallableJob(f"panel-{name}", target, on_error=report, on_finish=finished)
+        self._threads[name], self._ended[name] = job, ended
         job.start()
         self.refresh()
         self._ensure_ticker()
 
     # -- actions ---------------------------------------------------------------------------------
     def start_live(self, mode: TrainingMode) -> None:
-        """Start a live session in ``mode`` on the picked model, series, range and speed."""
+        """Start a live session in ``mode`` on the picked model, series, range and speed.
+
+        The session's model is the picked run's saved weights, unless "continue the current
+        session's model" is ticked and there are unsaved ones. A manual session starts paused:
+        Step advances one candle, so a label names a candle that stays put.
+        """
         from workbench.live.session import LiveSession, SessionConfig
 
         if not button_states(self.facts())[LIVE_BUTTONS[mode]].enabled:
             return
         self.stop_event.clear()
         first, last = self._picked_range()
-        self.session = LiveSession(self._handle(), self.store, self.symbol.value,
-                                   self.timeframe.value, mode, first, last, self.speed.value,
+        handle = self.slot.for_session(self.model.value, self.continue_model.value)
+        self.session = LiveSession(handle, self.store, self.symbol.value, self.timeframe.value,
+                                   mode, first, last, self.speed.value,
                                    config=SessionConfig(ledger=True, keep=self.chart_candles * 2))
-        self._logged_ts = self._drawn_ts = 0
-        # the chart shows the stored candles up to the session's newest close, so it is full
-        # from the first candle on (the session itself keeps only what it replayed)
-        self._chart_frame = self.store.read_ohlcv(self.symbol.value, self.timeframe.value, None,
-                                                  last).tail(self.range.value + self.chart_candles)
+        self.slot.started(self.session, first, last)
+        self.summary = PredictionSummary()
+        self.session.add_update_hook(self.summary)
+        if mode is TrainingMode.MANUAL:
+            self.session.pause()
+        self.live_chart.start(self.store, self.session, last, self.range.value)
         self.results.value = ""
+        self._logbook.clear()
         self.log(f"live session {self.session.session_id}: mode {mode.value}, model "
-                 f"{self.model.value}, {self.range.value} candles at {self.speed.value}")
+                 f"{self.slot.label(self.model.value)}, {self.range.value} candles at "
+                 f"{self.speed.value}" + (" (paused: Step or Resume)"
+                                          if mode is TrainingMode.MANUAL else ""))
         self._spawn("live", self._run_live)
 
     def _run_live(self) -> None:
-        stats = self.session.run()
-        self.log(f"session ended ({stats['state']}): {stats['predictions']} predictions, "
-                 f"{stats['training_steps']} training steps, equity "
-                 f"{stats['pnl']['equity']:.2f}")
+        session = self.session
+        try:
+            stats = session.run()
+        finally:
+            self._drain_summary()  # every prediction line before the end line
+        self.log(f"session ended ({stats['state']}): {stats['candles']} candles, "
+                 f"{stats['predictions']} predictions, {stats['training_steps']} training steps, "
+                 f"equity {stats['pnl']['equity']:.2f}; model {self.slot.label(self.model.value)}")
+
+    def _drain_summary(self) -> None:
+        for line in self.summary.drain() if self.summary is not None else ():
+            self.log(line)
+
+    def _pace(self, button: Button, action: str, message: str = "") -> None:
+        if self.session is not None and button_states(self.facts())[button].enabled:
+            getattr(self.session, action)()
+            if message:
+                self.log(message)
+            self._wake.set()
+
+    def pause(self) -> None:
+        """Pause the live session after the candle being processed."""
+        self._pace(Button.PAUSE, "pause", "paused")
+
+    def resume(self) -> None:
+        """Resume a paused live session."""
+        self._pace(Button.RESUME, "resume", "resumed")
+
+    def step(self) -> None:
+        """Advance a paused live session by one candle (it stays paused)."""
+        self._pace(Button.STEP, "step")
 
     def train_manual(self) -> None:
         """Train one step on the current candle with the chosen BUY/SELL/HOLD (manual mode)."""
@@ -276,28 +351,38 @@ class ControlPanel:
         def step():
             try:
                 out = session.train_manual(action)
-                self.log(f"manual {out['action']} at {_hhmm(out['ts'])}: loss {out['loss']:.4f}, "
+                self.log(f"manual {out['action']} at {hhmm(out['ts'])}: loss {out['loss']:.4f}, "
                          f"model v{out['model_version']}, training steps "
                          f"{session.counts['training_steps']}")
+                self.live_chart.invalidate()  # redraw: the label goes on the chart
             finally:
                 self._manual_busy = False
 
         self._spawn("manual", step)
 
-    def start_backtest(self) -> None:
-        """Backtest the picked model on the visible range (inference only, no weight change)."""
+    def start_backtest(self, current: bool = False) -> None:
+        """Backtest the picked model on the visible range (inference only, no weight change).
+
+        ``current``: backtest the unsaved weights of the last training session instead of the
+        saved ones ("Backtest current model"); such a backtest is labelled and not stored.
+        """
         from workbench.backtest.engine import BacktestConfig
 
-        if not button_states(self.facts())[Button.BACKTEST].enabled:
+        button = Button.BACKTEST_CURRENT if current else Button.BACKTEST
+        if not button_states(self.facts())[button].enabled:
             return
         self.stop_event.clear()
         first, last = self._picked_range()
+        handle = self.slot.for_backtest(self.model.value) if current else None
+        label = self.slot.label(self.model.value) if current else f"{self.model.value} (saved)"
         config = BacktestConfig(symbol=self.symbol.value, timeframe=self.timeframe.value,
-                                start=first, end=last, model=self.model.value)
-        self.log(f"backtest of {self.model.value} on {self.range.value} candles")
-        self._spawn("backtest", lambda: self._run_backtest(config))
+                                start=first, end=last, model=self.model.value,
+                                persist=handle is None)
+        self._logbook.clear()
+        self.log(f"backtest of {label} on {self.range.value} candles")
+        self._spawn("backtest", lambda: self._run_backtest(config, handle, label))
 
-    def _run_backtest(self, config) -> None:
+    def _run_backtest(self, config, handle, label: str) -> None:
         from workbench.backtest.engine import PHASES, run_backtest
 
         def progress(phase: str, done: int, total: int) -> None:
@@ -306,27 +391,27 @@ class ControlPanel:
             self.progress.description = phase
             self.progress.value = (PHASES.index(phase) + done / max(total, 1)) / len(PHASES)
 
-        run = run_backtest
         if config.walk_forward:  # its signals come from a session that trains as it replays
-            from workbench.live.walk_forward import run_walk_forward_backtest as run
-        result = run(config, store=self.store, progress=progress)
+            from workbench.live.walk_forward import run_walk_forward_backtest
+
+            result = run_walk_forward_backtest(config, store=self.store, progress=progress)
+        else:
+            result = run_backtest(config, store=self.store, progress=progress, handle=handle)
         self.last_backtest = result
-        self.progress.value = 1.0
-        self.results.value = _stats_table(result.stats, result.backtest_id)
-        frame = self.store.read_ohlcv(config.symbol, config.timeframe, config.start, config.end)
-        shown = frame.tail(self.chart_candles)
-        fig = charts.plot_candles_with_signals(
-            shown, trades=result.trades.filter(pl.col("entry_ts") >= shown["ts"][0]),
-            predictions=result.equity.select("ts", "signal"), title="backtest: signals and trades")
-        self.chart.value = _png(fig)
-        self.chart_caption.value = f"backtest {result.backtest_id}: last {shown.height} candles"
+        self.results.value = stats_table(result.stats, result.backtest_id, label)
+        self.live_chart.draw_backtest(self.store, config, result, label)
         s = result.stats
         text = dict(format_stats(s))
         self.log(f"backtest {result.backtest_id}: {text['# Trades']} trades, return "
                  f"{text['Return [%]']}, win rate {text['Win Rate [%]']}")
 
     def start_training(self) -> None:
-        """Train the picked model (or a fresh quick one) on the picked range, through its lock."""
+        """Train the picked model (or a fresh quick one) on the picked range, through its lock.
+
+        "Train Model" trains a copy of the current weights (the saved ones, or a session's
+        unsaved ones) into a new run whose ``run.json`` names its parent; no session's model
+        changes, and the picked model stays picked.
+        """
         from workbench.live.batch import start_batch_training
         from workbench.train.runs import start_training
 
@@ -334,9 +419,10 @@ class ControlPanel:
             return
         self.stop_event.clear()
         first, last = self._picked_range()
-        if self.model.value:  # "Train Model": a working copy of the live handle, all annotations
+        if self.model.value:  # "Train Model": a copy of the current model, all annotations
             self._run_handle = start_batch_training(
-                self._handle(), self.store, self.symbol.value, self.timeframe.value, first, last,
+                self.slot.for_training(self.model.value), self.store, self.symbol.value,
+                self.timeframe.value, first, last,
                 overrides={"training.num_epochs": self.train_epochs,
                            "data.max_windows": self.train_windows})
         else:
@@ -350,9 +436,31 @@ class ControlPanel:
     def _wait_training(self) -> None:
         record = self._run_handle.wait()
         best = record.get("best_metrics") or {}
-        self.log(f"training run {record['run_id']} {record['status']}: best val_loss "
-                 f"{best.get('val_loss', float('nan')):.4f}")
+        parent = record.get("parent_run_id")
+        self.log(f"training run {record['run_id']} {record['status']}"
+                 + (f" (parent {parent})" if parent else "")
+                 + f": best val_loss {best.get('val_loss', float('nan')):.4f}; pick it in the "
+                 "model list to use it")
         self._refresh_models(self.model.value or record["run_id"])
+
+    def save_as_run(self) -> str | None:
+        """Save the unsaved weights as a new run (with its parent) and pick it; returns its id."""
+        if not button_states(self.facts())[Button.SAVE].enabled:
+            return None
+        parent = self.model.value
+        record = self.slot.save()
+        self.log(f"saved {record['training_steps']} steps of session {record['session_id']} as "
+                 f"run {record['run_id']} (parent {parent})")
+        self._refresh_models(record["run_id"])
+        self.refresh()
+        return record["run_id"]
+
+    def reset_to_saved(self) -> None:
+        """Drop the unsaved weights; the next session starts from the saved ones."""
+        if button_states(self.facts())[Button.RESET].enabled:
+            self.slot.reset()
+            self.log(f"reset to the saved weights of {self.model.value}")
+            self.refresh()
 
     def stop(self) -> None:
         """Ask everything running to stop at its next step (a Stop button press)."""
@@ -364,6 +472,7 @@ class ControlPanel:
             self._run_handle.stop()
         self.log("stop requested")
         self.refresh()
+        self._wake.set()
         self._ensure_ticker()
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
@@ -372,12 +481,19 @@ class ControlPanel:
         while time.monotonic() < deadline:
             if not self._busy() and not self._stopping and self._ticker is None:
                 return True
-            time.sleep(0.05)
+            time.sleep(0.02)
         return False
 
     # -- the ticker: polls running work and updates the view -------------------------------------
     def _busy(self) -> bool:
-        return any(t.is_alive() for t in self._threads.values())
+        return any(self._alive(name) for name in list(self._threads))
+
+    def _settle(self) -> None:
+        """End a Stop once nothing works any more (from the last job's end or the ticker)."""
+        with self._settle_guard:
+            if self._stopping and not self._busy():
+                self._stopping = False
+                self.log("stopped")
 
     def _ensure_ticker(self) -> None:
         with self._ticker_guard:
@@ -389,9 +505,7 @@ class ControlPanel:
     def _tick_loop(self) -> None:
         while True:
             busy = self._busy()
-            if not busy and self._stopping:
-                self._stopping = False
-                self.log("stopped")
+            self._settle()
             try:
                 self.tick()
             except Exception as exc:  # noqa: BLE001 - the view must keep updating
@@ -400,100 +514,52 @@ class ControlPanel:
                 if not busy and not self._busy() and not self._stopping:
                     self._ticker = None
                     break
-            time.sleep(TICK_S)
+            self._wake.wait(TICK_S)
+            self._wake.clear()
         self.refresh()
 
     def tick(self) -> None:
         """Refresh status, progress, chart and log from the running work (one poll)."""
         self.refresh()
-        parts = [f"<b>state</b>: {self.facts().activity.value}"]
+        activity = self.facts().activity
+        parts = [f"<b>state</b>: {activity.value}"]
         if self.session is not None:
             parts += self._session_status()
         if self._run_handle is not None:
             parts += self._training_status()
-        if self.model.value in self._handles:
-            holder = self._handles[self.model.value].lock.holder
-            parts.append("<b>lock</b>: " + (f"held by {holder.describe()}" if holder else "free"))
+        parts.append(f"<b>lock</b>: {lock_status(self.slot.live)}")
         self.status.value = " &nbsp;|&nbsp; ".join(parts)
+        if activity is Activity.IDLE:
+            self.progress.description, self.progress.value = "idle", 0.0
 
     def _session_status(self) -> list[str]:
-        session = self.session
-        snap = session.snapshot()
-        self._log_predictions(snap["predictions"])
-        if snap["candles"] and snap["candles"][-1][0] != self._drawn_ts:
-            self._draw_live(snap)
-            self._drawn_ts = snap["candles"][-1][0]
-        pnl = session.pnl.summary()
-        # a replay run in the caller's thread reports "idle" until it ends; ours runs in "live"
-        state = "running" if self._alive("live") and snap["state"] == "idle" else snap["state"]
-        return [f"<b>session</b>: {snap['mode']} ({state})",
-                f"<b>predictions</b>: {session.counts['predictions']}",
-                f"<b>training steps</b>: {session.counts['training_steps']}",
-                f"<b>PnL</b>: equity {pnl['equity']:.2f} ({pnl['return_pct']:+.3f}%)",
-                f"<b>model</b>: v{snap['model_version']}"]
+        snap = self.session.snapshot()
+        if self.summary is not None and self._alive("live"):
+            self._drain_summary()
+        self.live_chart.update(snap, self.slot.label(self.model.value))
+        parts, done = session_status(self.session, snap, self._alive("live"))
+        if self._alive("live"):
+            self.progress.description, self.progress.value = "candles", done
+        return parts
 
     def _training_status(self) -> list[str]:
-        progress = self._run_handle.progress()
-        epoch, total = progress.get("epoch"), progress.get("num_epochs") or 1
+        parts, done = training_status(self._run_handle)
         if self._alive("train"):
-            self.progress.description = "training"
-            self.progress.value = min(1.0, ((epoch or 0) + 1) / total if epoch is not None else 0)
-        return [f"<b>training</b>: run {self._run_handle.run_id} epoch "
-                f"{'-' if epoch is None else epoch + 1}/{total}"]
-
-    def _log_predictions(self, predictions: list[dict]) -> None:
-        fresh = [p for p in predictions if p["ts"] > self._logged_ts]
-        if not fresh:
-            return
-        if len(fresh) > 3:
-            self.log(f"... {len(fresh) - 3} more predictions")
-        for p in fresh[-3:]:
-            self.log(f"prediction {_hhmm(p['ts'])}: {p['action']} ({p['confidence']:.2f}), "
-                     f"ghost close {p['ghost'][3]:.2f}, model v{p['model_version']}")
-        self._logged_ts = fresh[-1]["ts"]
-
-    def _draw_live(self, snap: dict) -> None:
-        now = snap["candles"][-1][0]
-        frame = self._chart_frame.filter(pl.col("ts") <= now).tail(self.chart_candles)
-        preds = pl.DataFrame(snap["signals"], schema=["ts", "signal"], orient="row")
-        ghost = dict(zip(["ts", "open", "high", "low", "close"], snap["ghost"])) \
-            if snap["ghost"] else None
-        fig = charts.plot_candles_with_signals(
-            frame, predictions=preds, ghost=ghost,
-            title=f"{snap['symbol']} {snap['timeframe']} · {snap['mode']} · v{snap['model_version']}")
-        self.chart.value = _png(fig)
-        n_pred = len([p for p in snap["predictions"] if p["ts"] >= frame["ts"][0]])
-        self.chart_caption.value = (f"live chart: {frame.height} candles, {n_pred} predictions, "
-                                    f"ghost candle {'shown' if ghost else 'pending'}")
+            self.progress.description, self.progress.value = "epochs", done
+        return parts
 
     def _draw_range(self) -> None:
         """Draw the picked range's last candles (the chart before anything runs)."""
         try:
             first, last = self._picked_range()
         except WorkbenchError as exc:
-            self.chart_caption.value = str(exc)
+            self.live_chart.caption.value = str(exc)
             return
-        frame = self.store.read_ohlcv(self.symbol.value, self.timeframe.value, first, last)
-        self.chart.value = _png(charts.plot_candles_with_signals(
-            frame.tail(self.chart_candles), title=f"{self.symbol.value} {self.timeframe.value}"))
-        self.chart_caption.value = f"visible range: {frame.height} candles"
+        self.live_chart.draw_range(self.store, self.symbol.value, self.timeframe.value,
+                                   first, last)
 
     def show(self):
         """Draw the initial chart and return the widget (the notebook's last expression)."""
         self._draw_range()
         self.tick()
         return self.widget
-
-
-def _hhmm(ts: int) -> str:
-    return time.strftime("%m-%d %H:%M", time.gmtime(ts / 1000))
-
-
-def _stats_table(stats, backtest_id: str) -> str:
-    """The statistics block as HTML: backtesting.py's names, values with units."""
-    rows = "".join(f"<tr><td>{escape(k)}</td><td data-key='{escape(k)}'>{escape(v)}</td></tr>"
-                   for k, v in format_stats(stats))
-    return (f"<table class='wb-backtest-table'><caption>backtest {backtest_id}</caption>"
-            f"<tr><th>statistic</th><th>value</th></tr>{rows}</table>"
-            f"<p class='wb-annualisation'>{escape(stats.annualisation.describe())}</p>")
-

@@ -13,6 +13,11 @@ Rules (the six training/inference modes plus Stop):
 * "Train on Current Candle (Manual)" and its BUY/SELL/HOLD choices are visible only while a
   manual session runs, and enabled once that session has a current candle.
 * Stop is enabled while anything runs, and disabled while a stop is in progress.
+* Pause is enabled while a live session runs; Resume and Step (one candle) while it is paused.
+* A series shorter than the model's window (``refusal``) blocks every live start and the
+  backtest, with that reason.
+* "Save as run", "Reset to saved" and "Backtest current model" need unsaved training steps and
+  an idle panel (so the weights saved or backtested are not changing meanwhile).
 """
 from __future__ import annotations
 
@@ -44,6 +49,12 @@ class Button(str, enum.Enum):
     TRAIN = "train"
     MANUAL_TRAIN = "manual_train"
     STOP = "stop"
+    PAUSE = "pause"
+    RESUME = "resume"
+    STEP = "step"
+    SAVE = "save"
+    RESET = "reset"
+    BACKTEST_CURRENT = "backtest_current"
 
 
 #: the button that starts a live session in each mode
@@ -64,6 +75,12 @@ LABELS = {
     Button.TRAIN: "Train Model",
     Button.MANUAL_TRAIN: "Train on Current Candle (Manual)",
     Button.STOP: "Stop",
+    Button.PAUSE: "Pause",
+    Button.RESUME: "Resume",
+    Button.STEP: "Step one candle",
+    Button.SAVE: "Save as run",
+    Button.RESET: "Reset to saved",
+    Button.BACKTEST_CURRENT: "Backtest current model",
 }
 
 
@@ -84,6 +101,9 @@ class PanelFacts:
     has_candles: bool = False
     has_current_candle: bool = False
     manual_step_running: bool = False
+    paused: bool = False
+    unsaved_steps: int = 0
+    refusal: str = ""  # why no session can run on the picked series ('' when one can)
 
     @property
     def activity(self) -> Activity:
@@ -123,6 +143,8 @@ def _needs(facts: PanelFacts, *, model: bool) -> str:
         return "pick a model (no completed training run yet: press Train Model)"
     if not facts.has_candles:
         return "no candles for the picked symbol, timeframe and range"
+    if model and facts.refusal:
+        return facts.refusal
     return ""
 
 
@@ -150,6 +172,25 @@ def _stop_state(facts: PanelFacts) -> ButtonState:
     return ButtonState(True, True)
 
 
+def _pace_states(facts: PanelFacts) -> dict[Button, ButtonState]:
+    if facts.live_mode is None or facts.stopping:
+        hidden = ButtonState(False, False, "only during a live session")
+        return {Button.PAUSE: hidden, Button.RESUME: hidden, Button.STEP: hidden}
+    if facts.paused:
+        return {Button.PAUSE: ButtonState(True, False, "paused: Resume or Step"),
+                Button.RESUME: ButtonState(True, True), Button.STEP: ButtonState(True, True)}
+    running = ButtonState(True, False, "the session is running: Pause first")
+    return {Button.PAUSE: ButtonState(True, True), Button.RESUME: running, Button.STEP: running}
+
+
+def _lineage_states(facts: PanelFacts) -> dict[Button, ButtonState]:
+    none = "" if facts.unsaved_steps else "the model has no unsaved training steps"
+    busy = _BUSY_REASONS.get(facts.activity, "")
+    return {Button.SAVE: _enabled_unless(none or busy),
+            Button.RESET: _enabled_unless(none or busy),
+            Button.BACKTEST_CURRENT: _enabled_unless(none or busy)}
+
+
 def _enabled_unless(reason: str) -> ButtonState:
     return ButtonState(True, not reason, reason)
 
@@ -162,4 +203,6 @@ def button_states(facts: PanelFacts) -> dict[Button, ButtonState]:
     states[Button.TRAIN] = _enabled_unless(_train_reason(facts))
     states[Button.MANUAL_TRAIN] = _manual_state(facts)
     states[Button.STOP] = _stop_state(facts)
+    states.update(_pace_states(facts))
+    states.update(_lineage_states(facts))
     return states

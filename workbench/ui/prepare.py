@@ -120,24 +120,33 @@ def pick_range(store, symbol: str, timeframe: str, *, start: str = "", end: str 
     return int(frame["ts"][0]), int(frame["ts"][-1])
 
 
+def _matches(run: dict, symbol, timeframe, model_type) -> bool:
+    wanted = {"symbol": symbol, "timeframe": timeframe, "model_type": model_type}
+    return all(v is None or run.get(k) == v for k, v in wanted.items())
+
+
 def latest_model(symbol: str | None = None, timeframe: str | None = None,
                  model_type: str | None = None, *, db=None) -> str | None:
-    """Return the newest completed run (optionally for a symbol/timeframe/model type), or None.
+    """Return the pinned report run (``workbench runs pin``) when it fits, else the newest
+    completed run (optionally for a symbol/timeframe/model type), or None.
 
     ``db`` is the database whose runs folder is searched (runs live beside their database).
     """
+    from workbench.runs import read_run, report_run
     from workbench.train.models import known_models
     from workbench.train.runs import list_runs
 
+    pinned = report_run(db)  # the run chosen for reports (``workbench runs pin``) comes first
+    if pinned and _matches(read_run(pinned, db), symbol, timeframe, model_type):
+        return pinned
     # run.json carries symbol, timeframe and model type; price-model (TF) runs share the runs
     # folder and are skipped by their model type
-    wanted = {"symbol": symbol, "timeframe": timeframe, "model_type": model_type}
     for run in list_runs(db):
         if run.get("status") != "completed":
             continue
         if run.get("model_type") not in known_models():
             continue
-        if all(v is None or run.get(k) == v for k, v in wanted.items()):
+        if _matches(run, symbol, timeframe, model_type):
             return run["run_id"]
     return None
 
