@@ -54,7 +54,7 @@ def test_backtest_signals_json_is_stored(eth_store, eth_slice, signal_file):
     assert pl.read_parquet(summary["trades_path"])["side"].unique().to_list() == ["long"]
     # the baselines ran on the same candles: buy & hold earns the instrument's move
     base = summary["baselines"]
-    assert base["model"]["return_pct"] == pytest.approx(summary["return_pct"], rel=1e-12)
+    assert base["model"]["return_pct"] == pytest.approx(summary["stats"]["Return [%]"] / 100, rel=1e-12)
     assert base["random_entries"]["draws"] == 100 and base["verdict"].startswith("The model (")
     assert {"flat", "buy_hold", "persistence", "sma_cross"} <= set(base)
 

@@ -115,7 +115,8 @@ def test_precomputed_signals_and_a_signal_source_equal_the_signal_file(eth_store
     calls = []
     by_source = run_backtest(cfg, store=eth_store,
                              signals=lambda c, st, pr: calls.append(c) or given)
-    assert by_array.stats == by_file.stats == by_source.stats and calls == [cfg]
+    assert (by_array.stats.to_json() == by_file.stats.to_json() == by_source.stats.to_json()
+            and calls == [cfg])
     with pytest.raises(ParameterError, match="2000 candles"):
         run_backtest(cfg, store=eth_store, signals=given[:-1])
     with pytest.raises(ParameterError, match="-1 .* 0 .* \\+1"):

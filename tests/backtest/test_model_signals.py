@@ -152,7 +152,7 @@ def test_train_during_runs_the_replay_path_and_is_stored(runs, eth_slice):
     res = walk_forward.run_walk_forward_backtest(
         BacktestConfig(symbol="ETH/USDT", timeframe="1m", start=int(ts[1300]), end=int(ts[1329]),
                        model=ids["transformer"], train_during="pivots_only"), store=store)
-    assert res.equity.height == 30 and res.equity[\"signal\"].len() == 30
+    assert res.equity.height == 30 and res.equity["signal"].len() == 30
     row = store.backtests(run_id=ids["transformer"]).filter(
         pl.col("backtest_id") == res.backtest_id).row(0, named=True)
     assert json.loads(row["params"])["train_during"] == "pivots_only"

@@ -36,7 +36,7 @@ def test_backtest_json_without_a_closed_trade_has_null_not_nan(eth_store, eth_sl
                            "--symbol", "ETH/USDT", "--timeframe", "1m", "--json"], capsys)
     assert code == 0, err
     summary = _strict(out)
-    assert summary["n_trades"] == 0 and summary["win_rate"] is None
+    assert summary["stats"]["# Trades"] == 0 and summary["stats"]["Win Rate [%]"] is None
 
 
 def test_ledger_summary_json_counts_are_integers(tmp_store, capsys):

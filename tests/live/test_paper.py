@@ -62,7 +62,7 @@ def test_paper_session_over_a_day_equals_the_backtest(trained_run, sim):
                                                    ["pending", "filled"])
     assert orders.filter(pl.col("status") == "filled").height == fills.height
     view = paper_view(store, "paper-day")
-    assert view["position"]["equity"] == bt.stats["final_equity"] == result.final_equity
+    assert view["position"]["equity"] == bt.stats["Equity Final [$]"] == result.final_equity
     assert view["position"]["position"] == result.position[-1]
     live = broker.view()
     assert live["equity_curve"][-1] == (end, result.final_equity)

@@ -110,11 +110,12 @@ def _run_fold(config, frame: pl.DataFrame, fold, ctx: dict) -> tuple[dict, bl.Se
     test = frame.slice(fold.test_start, fold.test_end - fold.test_start)
     open_, close = test["open"].to_numpy(), test["close"].to_numpy()
     segment = bl.Segment(open_, close, bt.equity["signal"].to_numpy())
+    head = bt.headline()
     row = {"fold": fold.index, "run_id": record["run_id"], "backtest_id": bt.backtest_id,
            "train_start_ts": int(ts[fold.train_start]), "train_end_ts": int(ts[fold.train_end - 1]),
            "test_start_ts": int(ts[fold.test_start]), "test_end_ts": int(ts[fold.test_end - 1]),
-           **{k: bt.stats[k] for k in ("return_pct", "sharpe", "max_drawdown", "n_trades")},
-           "buy_hold_return": bt.stats["buy_hold_return"],
+           **{k: head[k] for k in ("return_pct", "sharpe", "max_drawdown", "n_trades",
+                                   "buy_hold_return")},
            "val_loss": (record.get("best_metrics") or {}).get("val_loss")}
     return row, segment
 

@@ -248,6 +248,6 @@ def start_training(config: TrainConfig | None = None, *, resume: str | None = No
     The active-run lock is taken before this returns, so a refused run raises
     :class:`~workbench.errors.ActiveRunError` here, not later.
     """
-    active, job = _start(config, db, resume, lineage, model=model, lock=lock, publish=publish,
-                         store=store)
+    active, job = _start(config, db, resume, lineage=lineage, model=model, lock=lock,
+                         publish=publish, store=store)
     return RunHandle(job, active)
