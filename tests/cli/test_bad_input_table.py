@@ -61,6 +61,19 @@ CASES: dict[str, list[list[str]]] = {
                         [*ETH]],
     "notebooks run": [["no_such_notebook"], ["--timeout", "abc"], ["-p"]],
     "dashboard": [["--port", "abc"], ["--bogus"]],
+    "runs pin": [[NO_RUN], ["../x"], []],
+    "evaluate": [["-c", "{missing}.yaml"], ["--quick", "--folds", "0"],
+                 ["--quick", "--folds", "abc"], ["--quick", "--scheme", "sideways"],
+                 ["--quick", "--set", "training.learning_rate=nan"], ["--quick", "--purge", "1"]],
+    "sweep": [["--quick", "--trials", "2"], ["--quick", "--space", "{missing}.yaml", "--trials", "2"],
+              ["--quick", "--space", "{csv}", "--trials", "0"],
+              ["--quick", "--space", "configs/space.example.yaml", "--trials", "2",
+               "--objective", "luck"],
+              ["--quick", "--space", "configs/space.example.yaml", "--trials", "2",
+               "--workers", "0"]],
+    "exchange-sim": [["--data", "{missing}.parquet", *ETH], ["--data", "{csv}", *ETH,
+                                                              "--faults", "meteor"],
+                     ["--data", "{csv}", *ETH, "--speed", "fast"], ["--symbol", "ETH/USDT"]],
 }
 
 
