@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -53,7 +54,8 @@ def _spec(trials: int) -> SweepSpec:
 
 def test_sweep_on_local_ray_stores_trials_and_resumes(local_ray, eth_store, tiny_lstm, space):
     out = sweep(tiny_lstm, space, _spec(2), eth_store)
-    assert out["n_trials"] == 2 and {t["state"] for t in out["trials"]} == {"COMPLETE"}
+    assert out["n_trials"] == 2 and {t["state"] for t in out["trials"]} == {"COMPLETE"}, \
+        [t.get("error") for t in out["trials"]]
     rows = eth_store.sweep_trials(out["sweep_id"]).to_dicts()
     for row in rows:
         params = json.loads(row["params"])
@@ -104,7 +106,9 @@ def ray_head():
         pytest.skip("the ray command is not installed")
     port = _free_port()
     temp = tempfile.mkdtemp(prefix="wbray", dir="/tmp")  # Ray's socket paths must be < 108 bytes
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1"}
+    # Ray >= 2.52 can require a token between the head and its drivers: share one explicitly
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+    env = {**os.environ, **auth, "PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([exe, "start", "--head", "--block", "--node-ip-address=127.0.0.1",
                              f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
                              f"--temp-dir={temp}"], env=env, start_new_session=True,
@@ -117,7 +121,7 @@ def ray_head():
         time.sleep(0.5)
     if proc.poll() is not None:
         pytest.skip(f"ray start --head failed: {proc.stderr.read().decode()[-500:]}")
-    yield f"127.0.0.1:{port}"
+    yield f"127.0.0.1:{port}", auth
     os.killpg(proc.pid, signal.SIGTERM)  # our own process group only
     proc.wait(timeout=60)
     shutil.rmtree(temp, ignore_errors=True)
@@ -125,15 +129,16 @@ def ray_head():
 
 @pytest.mark.slow
 def test_sweep_against_a_ray_start_head_cluster(ray_head, eth_store, tiny_lstm, tmp_path):
+    address, auth = ray_head
     cfg, space = tmp_path / "tiny.yaml", tmp_path / "space.yaml"
     cfg.write_text(json.dumps(tiny_lstm))
     space.write_text(SPACE)
     proc = subprocess.run(
         [sys.executable, "-c", "from workbench.cli import main; main()", "--db",
          str(eth_store.path), "sweep", "--config", str(cfg), "--space", str(space), "--trials",
-         "2", "--address", ray_head, "--folds", "2", "--draws", "20", "--no-prune", "--json"],
+         "2", "--address", address, "--folds", "2", "--draws", "20", "--no-prune", "--json"],
         capture_output=True, text=True, timeout=600,
-        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+        env={**os.environ, **auth, "PYTHONPATH": str(PROJECT_ROOT)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout)
     assert out["n_trials"] == 2 and out["pbo"] is not None

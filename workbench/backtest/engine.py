@@ -109,12 +109,6 @@ class BacktestResult:
     equity_path: Path | None = None
     training_steps: int | None = None  # walk-forward: steps the model trained while replaying
 
-    def headline(self) -> dict:
-        """Return the store's summary columns as fractions (:func:`~workbench.backtest.stats.headline`)
-        plus ``buy_hold_return`` (a fraction), for code that chains or ranks backtests."""
-        return {**headline(self.stats, self.config.sim.cash),
-                "buy_hold_return": self.stats["Buy & Hold Return [%]"] / 100}
-
     def summary(self) -> dict:
         """Return a JSON-ready summary: id, source, range, the ``stats`` block and file paths.
 
@@ -134,8 +128,10 @@ class BacktestResult:
                 "equity_path": str(self.equity_path) if self.equity_path else None}
 
     def headline(self) -> dict:
-        """Return the stored summary columns (fractions; see :func:`stats.headline`)."""
-        return headline(self.stats, self.config.sim.cash)
+        """Return the stored summary columns (fractions; see :func:`stats.headline`) plus
+        ``buy_hold_return`` (a fraction), for code that chains or ranks backtests."""
+        return {**headline(self.stats, self.config.sim.cash),
+                "buy_hold_return": self.stats["Buy & Hold Return [%]"] / 100}
 
 
 def _report(progress: ProgressFn | None, phase: str, done: int, total: int) -> None:
