@@ -96,7 +96,7 @@ def test_landing_and_every_page_paint_locally_without_errors(server, browser):
         seconds = open_page(tab, f"{base}/voila/render/{entry['file']}")
         tab.wait_for_load_state("networkidle")
         html = tab.content()
-        assert "There was an error" not in html, entry["file"]
+        assert "There was an error when executing cell" not in html, entry["file"]
         if "application/vnd.plotly.v1+json" in html:  # plotly output must draw (local plotly.js)
             assert tab.locator(".js-plotly-plot").count() > 0, entry["file"]
         tab.screenshot(path=str(SCREENS / f"{entry['file'][:-6]}.png"), full_page=True)
