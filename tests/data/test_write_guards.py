@@ -135,7 +135,7 @@ def test_data_info_lists_a_store_holding_a_microsecond_row_and_delete_repairs_it
     assert text.exit_code == 0 and "Traceback" not in text.output
     assert f"invalid ts {micro}" in text.stdout and "workbench data delete" in text.stdout
     rows = json.loads(wb(db, "info", "--json").stdout)
-    assert rows[0]["invalid_ts"] == 1 and rows[0]["gaps"] == 0 and rows[0]["rows"] == 3_001
+    assert rows[0]["invalid_ts_rows"] == 1 and rows[0]["gaps"] == 0 and rows[0]["rows"] == 3_001
     fix = text.stdout.strip().splitlines()[-1].split()  # the command info suggests
     assert fix[:3] == ["workbench", "data", "delete"]
     repaired = wb(db, "delete", *[a.strip("'") for a in fix[3:]], "--json")

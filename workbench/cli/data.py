@@ -95,7 +95,7 @@ def series_info(store) -> list[dict]:
     """Return one dict per stored series: rows, ISO range, gap count and missing candles.
 
     Works on any store, even one an older version filled with ts in another unit: such rows are
-    counted as ``invalid_ts`` (shown as ``invalid ts N``, left out of the gap count) instead of
+    counted as ``invalid_ts_rows`` (shown as ``invalid ts N``, left out of the gap count) instead of
     breaking the report, so the user can see them and remove them with ``data delete``.
     """
     import numpy as np
@@ -113,14 +113,14 @@ def series_info(store) -> list[dict]:
         out.append({**row, "first_ts_iso": iso_utc(row["first_ts"]),
                     "last_ts_iso": iso_utc(row["last_ts"]), "gaps": int(gap_after.size),
                     "missing_candles": missing, "gap_ranges": [list(p) for p in pairs],
-                    "invalid_ts": int((~valid).sum())})
+                    "invalid_ts_rows": int((~valid).sum())})
     return out
 
 
 def _print_invalid(r: dict) -> None:
     from workbench.data.epoch import MAX_MS, MIN_MS
 
-    typer.echo(f"  {r['symbol']} {r['timeframe']}: {r['invalid_ts']:,} candle(s) with a ts that is "
+    typer.echo(f"  {r['symbol']} {r['timeframe']}: {r['invalid_ts_rows']:,} candle(s) with a ts that is "
                "no date (stored in another unit by an older version?); remove them with:")
     fix = f"workbench data delete --symbol '{r['symbol']}' --timeframe {r['timeframe']}"
     if r["last_ts"] > MAX_MS:
@@ -139,7 +139,7 @@ def _print_info(rows: list[dict]) -> None:
         typer.echo(f"{r['symbol']:10} {r['timeframe']:4} {r['rows']:>9,}  {r['first_ts_iso']:20}  "
                    f"{r['last_ts_iso']:20}  {r['gaps']} ({r['missing_candles']:,} missing)")
     for r in rows:
-        if r["invalid_ts"]:
+        if r["invalid_ts_rows"]:
             _print_invalid(r)
 
 

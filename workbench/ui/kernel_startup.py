@@ -86,6 +86,7 @@ def dashboard_kernel() -> None:
     ``$WORKBENCH_KERNEL_LOG`` (or nowhere) instead.
     """
     quiet_libraries()
+    os.environ["WORKBENCH_DASHBOARD_KERNEL"] = "1"  # plots.setup_notebook: no second plotly.js
     target = os.environ.get(KERNEL_LOG_ENV)
     handler = logging.FileHandler(target) if target else logging.NullHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))

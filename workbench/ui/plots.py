@@ -438,6 +438,8 @@ def _renderer():
     plotly's ``notebook`` renderer adds a MathJax script from a CDN to every figure; this one
     adds nothing external: the HTML part expects ``window.Plotly`` from :func:`setup_notebook`.
     """
+    import os
+
     from plotly.io import to_html
     from plotly.io._base_renderers import PlotlyRenderer
 
@@ -447,12 +449,19 @@ def _renderer():
             bundle["text/html"] = to_html(fig_dict, config=self.config, include_plotlyjs=False,
                                           include_mathjax=False, full_html=False,
                                           default_width="100%", validate=False)
+            if os.environ.get(DASHBOARD_ENV) == "1":
+                return {"text/html": bundle["text/html"]}
             return bundle
 
     return OfflineRenderer(config=PLOT_CONFIG)
 
 
-def setup_notebook(*, embed_plotlyjs: bool = True) -> None:
+#: set in dashboard (Voila) kernels: figures go out as HTML only (the page's plotly mime renderer
+#: raised "setData is not a function" in Voila 0.5.13), drawn by the plotly.js embedded once
+DASHBOARD_ENV = "WORKBENCH_DASHBOARD_KERNEL"
+
+
+def setup_notebook(*, embed_plotlyjs: bool | None = None) -> None:
     """Make figures render in notebooks, Voila and HTML reports with nothing fetched from outside.
 
     Registers and selects the :data:`RENDERER` renderer and displays plotly.js once (inline,
@@ -461,11 +470,14 @@ def setup_notebook(*, embed_plotlyjs: bool = True) -> None:
     ``embed_plotlyjs=False`` skips the inline plotly.js where the page already has it (JupyterLab
     and Voila draw plotly's mime type with their own locally served plotly.js).
     """
+
     import plotly.io as pio
     from IPython.display import HTML, display
     from plotly.offline import get_plotlyjs
 
     pio.renderers[RENDERER] = _renderer()
     pio.renderers.default = RENDERER
+    if embed_plotlyjs is None:
+        embed_plotlyjs = True
     if embed_plotlyjs:
         display(HTML(f"<script type='text/javascript'>{get_plotlyjs()}</script>"))
