@@ -93,7 +93,16 @@ def human_percent(value, *, digits: int = 2, fraction: bool = False) -> str:
 
 
 def finite_or_none(value):
-    """Return ``value`` unchanged, or ``None`` when it is a non-finite float (JSON has no NaN)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    """Return ``value`` with every non-finite float (NaN, inf) replaced by ``None``, recursively
+    through dicts, lists and tuples (containers are copied; other values pass unchanged).
+
+    JSON has no NaN, and a statistic that cannot be computed (the win rate without a closed
+    trade) is absent, never a NaN passed off as a result.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
     return value

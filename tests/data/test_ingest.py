@@ -169,6 +169,14 @@ def test_validate_candles_checks_a_frame_from_a_feed(rows):
     assert "push feed" in str(info.value)
 
 
+def test_a_short_feed_batch_with_dropped_candles_is_not_taken_for_another_timeframe(rows):
+    """A live feed's backfill after dropped candles (4 candles, 2 of 3 steps gaps) once failed
+    as 'timeframe_mismatch'; a few steps are no evidence of another timeframe."""
+    batch = rows[[0, 2, 4, 5]]
+    clean, _ = validate_candles(batch, "1m", "push feed")
+    assert clean["ts"].to_list() == batch["ts"].to_list()
+
+
 def test_first_offending_row_is_reported(rows):
     v = rows["high"].to_numpy().copy()
     v[[30, 150]] = 1.0  # two bad rows: the first one is named

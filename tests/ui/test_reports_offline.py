@@ -109,7 +109,7 @@ def test_index_shows_iso_times_units_and_links_overview_and_benchmarks(tmp_path)
     (day / "04_backtest.ipynb").write_text("{}")
     (day / "04_backtest.json").write_text(json.dumps({
         "name": "04_backtest", "status": "ok", "seconds": 12.345,
-        "records": {"start_ts": 1748989200000, "return_pct": -0.0241, "pnl": -240.75,
+        "records": {"start_ts": 1748989200000, "return_pct": -2.41, "pnl": -240.75,
                     "trades": 16, "total_s": 3.21}}))
     (tmp_path / "overview.png").write_bytes(b"\x89PNG")
     (tmp_path / "bench").mkdir()

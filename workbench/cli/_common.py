@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from decimal import Decimal
 from typing import Any, Callable
@@ -11,6 +10,7 @@ import typer
 
 from workbench.errors import WorkbenchError
 from workbench.paths import resolve_db_path
+from workbench.units import finite_or_none
 
 _state: dict[str, Any] = {"db": None}
 
@@ -44,19 +44,7 @@ def _default(o: Any) -> Any:
     return str(o)
 
 
-def jsonable(value: Any) -> Any:
-    """Return ``value`` with every NaN or infinite float replaced by ``None``.
-
-    JSON has no NaN: Python's ``json`` would write a bare ``NaN`` that strict parsers refuse
-    (a win rate without a closed trade is NaN). Containers are copied; other values pass.
-    """
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    return value
+jsonable = finite_or_none  # NaN/inf -> None, recursively (workbench.units)
 
 
 def emit(payload: Any, as_json: bool, human: Callable[[Any], None]) -> None:

@@ -270,11 +270,16 @@ def _check_ms(unit: str, ts: pl.Series, source, first_row: int) -> None:
                      "ts_units", row=first_row)
 
 
+#: fewest steps that make "few steps are one timeframe" evidence of another timeframe: a live
+#: feed's backfill after dropped candles is a handful of candles with gaps, and must pass
+TIMEFRAME_FIT_MIN_STEPS = 8
+
+
 def _check_timeframe_fits(ts: np.ndarray, timeframe: str, gap_after: np.ndarray,
                           source) -> None:
     """Catch a file of another timeframe: its steps are all valid multiples, but few are 1x."""
     n_steps = ts.size - 1
-    if n_steps < 2 or 2 * gap_after.size <= n_steps:
+    if n_steps < TIMEFRAME_FIT_MIN_STEPS or 2 * gap_after.size <= n_steps:
         return
     median = int(np.median(np.diff(ts)))
     guess = next((name for name, ms in TIMEFRAME_MS.items() if ms == median), f"{median} ms")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from workbench.research.folds import fold_ranges, min_purge
 from workbench.research.overfitting import return_intervals
 from workbench.runs import ActiveRunLock, runs_dir, update_run
 from workbench.train.runs import train
+from workbench.units import finite_or_none
 
 
 @dataclass(frozen=True)
@@ -204,19 +204,6 @@ def _finish(config, spec, store, db, evaluation_id, frame, folds, rows, segments
     summary = finite_or_none(summary)
     store.save_evaluation(_evaluation_row(summary, len(rows)), summary["folds"])
     return {**summary, "oos_returns": returns}
-
-
-def finite_or_none(value):
-    """Return ``value`` with every non-finite float (NaN, inf) replaced by None, recursively:
-    a statistic that cannot be computed (the hit rate of a model that never traded) is absent,
-    never a NaN passed off as a result."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_or_none(v) for v in value]
-    return value
 
 
 def _evaluation_row(summary: dict, n_folds: int) -> dict:

@@ -393,12 +393,13 @@ def _dollars(value: float) -> str:
     return f"{value:,.2f} $"
 
 
-#: how the index shows a recorded value: by record name, else by name suffix (``_ts``, ``_s``);
-#: fractions are shown as percentages, epoch-ms times as ISO UTC
+#: how the index shows a recorded value: by record name, else by name suffix (``_ts``, ``_s``,
+#: ``_pct``); named fractions are shown as percentages, ``*_pct`` values are already percent
+#: (as backtesting.py's ``Return [%]``), epoch-ms times as ISO UTC
 RECORD_FORMATS: dict[str, Any] = {
-    "_ts": _iso_ms, "_s": lambda v: f"{v:.1f} s", "pnl": _dollars, "equity": _dollars,
-    "return_pct": _percent, "win_rate": _percent, "hit_rate": _percent,
-    "max_drawdown": _percent, "best_val_acc": _percent,
+    "_ts": _iso_ms, "_s": lambda v: f"{v:.1f} s", "_pct": lambda v: f"{v:.2f} %",
+    "pnl": _dollars, "equity": _dollars,
+    "win_rate": _percent, "hit_rate": _percent, "max_drawdown": _percent, "best_val_acc": _percent,
 }
 
 
