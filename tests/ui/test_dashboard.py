@@ -27,7 +27,9 @@ def test_voila_argv_carries_the_dashboard_settings(tmp_path):
                     "--VoilaConfiguration.show_tracebacks=False", "--VoilaExecutor.timeout=42",
                     "--MappingKernelManager.cull_idle_timeout=", "--MappingKernelManager.cull_interval=",
                     "--MappingKernelManager.cull_connected=False",
-                    "--VoilaConfiguration.preheat_kernel=True", "--VoilaConfiguration.template=workbench"):
+                    "--VoilaConfiguration.preheat_kernel=True", "--VoilaConfiguration.template=workbench",
+                    "--VoilaConfiguration.multi_kernel_manager_class="
+                    "workbench.ui.voila_app.HandOutKernelManager"):
         assert setting in argv
     # a kernel whose tab is gone is culled within 2 minutes
     assert dashboard.CULL_IDLE_TIMEOUT + dashboard.CULL_INTERVAL <= 120
@@ -305,6 +307,33 @@ def test_kernel_of_a_tab_gone_without_goodbye_is_culled(tmp_path):
             urllib.request.urlopen(base + "/voila/render/page.ipynb", timeout=120).read()
             assert wait_kernels(proc, 2, deadline_s=60, settle_s=0) == 2  # served + refilled pool
             assert wait_kernels(proc, 1, deadline_s=60) == 1, kernel_count(proc)  # culled
+        finally:
+            dashboard.stop(proc, state)
+
+
+def test_a_long_pooled_kernel_is_not_culled_under_the_page_it_was_handed_to(tmp_path):
+    """A preheated kernel idle for longer than the cull timeout, then handed to a page, gets a
+    full timeout for the page to connect (it was culled within a cull interval, so a page whose
+    scripts loaded slowly met a dead kernel: "widget model not found", 404s)."""
+    from tests.ui.voila_server import free_port, kernel_count, wait_http, wait_kernels
+
+    make_notebook(tmp_path / "nbs" / "page.ipynb", 'title = "t"  # a title', "x = 1")
+    port = free_port()
+    with open(tmp_path / "voila.log", "w") as log:
+        proc, state = dashboard.launch(port, names=["page"], notebooks_dir=tmp_path / "nbs",
+                                       log_file=log, cull_idle_timeout=8, cull_interval=1)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_http(base + "/", proc)
+            assert wait_kernels(proc, 1) == 1  # the preheated one
+            import psutil
+
+            pooled = psutil.Process(proc.pid).children()[0]
+            time.sleep(10)  # the pooled kernel is now idle for longer than the timeout
+            urllib.request.urlopen(base + "/voila/render/page.ipynb", timeout=120).read()
+            time.sleep(5)  # five cull rounds while the page would be connecting
+            assert pooled.is_running(), "the handed-out kernel was culled under its page"
+            assert wait_kernels(proc, 1, deadline_s=60) == 1, kernel_count(proc)  # then culled
         finally:
             dashboard.stop(proc, state)
 

@@ -64,15 +64,18 @@ class PageLog:
         self.urls, self.failed, self.errors = [], [], []
         tab.on("request", lambda r: self.urls.append(r.url))
         tab.on("requestfailed", lambda r: self.failed.append(f"{r.url} {r.failure}"))
+        tab.on("response", lambda r: r.status >= 400 and self.failed.append(f"{r.url} {r.status}"))
         tab.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
         tab.on("pageerror", lambda e: self.errors.append(str(e)))
 
-    def check(self, base: str) -> None:
+    def check(self, base: str, page: str = "landing") -> None:
         outside = [u for u in self.urls if not (u.startswith(base + "/") or u.startswith("data:")
                                                 or u.startswith("blob:"))]
-        assert not outside, f"requests leaving {base}: {outside[:5]}"
-        assert not self.failed, self.failed
-        assert not self.errors, self.errors
+        problems = [f"request leaving {base}: {u}" for u in outside[:5]]
+        problems += [f"failed request: {f}" for f in self.failed]
+        problems += [f"console error: {e}" for e in self.errors]
+        if problems:
+            pytest.fail(f"{page}:\n" + "\n".join(problems), pytrace=False)
 
 
 def _tab(browser):
@@ -100,7 +103,7 @@ def test_landing_and_every_page_paint_locally_without_errors(server, browser):
         if "plotly-graph-div" in html:  # plotly output must draw (the plotly.js embedded once)
             assert tab.locator(".js-plotly-plot").count() > 0, entry["file"]
         tab.screenshot(path=str(SCREENS / f"{entry['file'][:-6]}.png"), full_page=True)
-        log.check(base)
+        log.check(base, entry["file"])
         tab.close(run_before_unload=True)
         assert seconds < 60, (entry["file"], seconds)  # timing goals live in bench/dashboard.py
 
@@ -112,6 +115,6 @@ def test_kernels_return_to_baseline_after_open_and_close_cycles(server, browser)
     for _ in range(CYCLES):
         tab, log = _tab(browser)
         open_page(tab, f"{base}/voila/render/{CYCLE_PAGE}.ipynb")
-        log.check(base)
+        log.check(base, CYCLE_PAGE)
         tab.close(run_before_unload=True)  # a person closing the tab: the beacon shuts it down
     assert wait_kernels(proc, baseline, deadline_s=90) == baseline, kernel_count(proc)

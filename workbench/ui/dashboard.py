@@ -112,6 +112,8 @@ def voila_argv(serving_dir: Path, port: int, *, timeout: int = EXECUTOR_TIMEOUT,
         "--VoilaConfiguration.strip_sources=True",
         "--VoilaConfiguration.show_tracebacks=False",
         f"--VoilaConfiguration.preheat_kernel={preheat}",
+        "--VoilaConfiguration.multi_kernel_manager_class="
+        "workbench.ui.voila_app.HandOutKernelManager",
         f"--VoilaExecutor.timeout={timeout}",
         f"--VoilaExecutor.cell_error_instruction={STOPPED_TEXT}",
         f"--MappingKernelManager.cull_idle_timeout={cull_idle_timeout}",

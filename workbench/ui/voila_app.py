@@ -1,7 +1,7 @@
 """The dashboard's Voila server: Voila with a host guard, a landing page and a working tab close.
 
 ``python -m workbench.ui.voila_app <folder> [voila options] --WorkbenchVoila.allowed_hosts=...``
-runs :class:`WorkbenchVoila`, Voila's own application with three changes, and why:
+runs :class:`WorkbenchVoila`, Voila's own application with four changes, and why:
 
 * **Host and Origin guard** (:class:`GuardedApplication`): every request whose ``Host`` header,
   or whose ``Origin`` header when it has one, names a host outside the allow-list (127.0.0.1,
@@ -10,6 +10,11 @@ runs :class:`WorkbenchVoila`, Voila's own application with three changes, and wh
 * **The ``_xsrf`` cookie is set on every page**: the page's unload beacon posts the cookie's
   value to ``/voila/api/shutdown/<kernel>``; without the cookie the server refused the call
   (403 ``'_xsrf' argument missing``) and every closed tab left its kernel running.
+* **A handed-out kernel's idle clock starts when it is handed out** (:class:`HandOutKernelManager`):
+  Voila protects pooled kernels from the culler, but a preheated kernel taken by a page still
+  carries the idle time since it ran the notebook, so a cull check between the hand-out and the
+  page's websocket connection shut it down under the page (the page then logged "widget model not
+  found" or a 404, and the pool count drifted).
 * **A landing page** at ``/`` lists the served notebooks with the title and one-line description
   of their ``workbench`` metadata (:func:`landing_entries`), instead of bare file names.
 """
@@ -24,6 +29,9 @@ from urllib.parse import quote, urlsplit
 
 import tornado.web
 from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from jupyter_server._tz import utcnow
+from jupyter_server.utils import ensure_async
 from traitlets import List, Unicode
 from voila.app import Voila
 from voila.tornado.handler import TornadoVoilaHandler
@@ -138,6 +146,39 @@ class LandingPage(JupyterHandler):
     def get(self, path: str = ""):
         self.xsrf_token  # noqa: B018 -- same cookie as the notebook pages
         self.finish(landing_page(self.entries, self.base_url))
+
+
+class HandOutKernelManager(AsyncMappingKernelManager):
+    """Kernel manager whose culler counts a kernel's idle time from when it left its pool.
+
+    Voila's pooling manager is built on top of this class and keeps its preheated kernels in
+    ``_pools`` (per notebook, futures of ``{"kernel_id": ...}``). Each cull round first notes
+    which kernels are pooled; a kernel pooled at the last round and gone from the pool now was
+    handed out to a page since, and its ``last_activity`` (the end of its preheat run, maybe
+    hours ago) is moved to now. A tab that vanished without its unload beacon still has its
+    kernel culled about one ``cull_idle_timeout`` after the hand-out.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._pooled_last_round: set[str] = set()
+
+    def _pooled_ids(self) -> set[str]:
+        pooled = set()
+        for pool in getattr(self, "_pools", {}).values():
+            for future in pool:
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    pooled.add(future.result().get("kernel_id"))
+        return pooled
+
+    async def cull_kernels(self):
+        pooled = self._pooled_ids()
+        for kernel_id in self._pooled_last_round - pooled:
+            kernel = self._kernels.get(kernel_id)
+            if kernel is not None and hasattr(kernel, "last_activity"):
+                kernel.last_activity = max(kernel.last_activity, utcnow())
+        self._pooled_last_round = pooled
+        return await ensure_async(super().cull_kernels())
 
 
 class WorkbenchVoila(Voila):
