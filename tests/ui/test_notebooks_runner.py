@@ -105,6 +105,7 @@ def test_cli_exit_status_and_json(nb_dir, tmp_path):
            "--reports", str(tmp_path / "r"), "--json"]
     ok = subprocess.run(cmd + ["good", "-p", "n", "2"], capture_output=True, text=True, env=env)
     assert ok.returncode == 0, ok.stderr
+    assert ok.stderr == "", ok.stderr  # quiet: no kernel log lines ("running over TCP ...")
     payload = json.loads(ok.stdout)
     assert payload["ok"] and payload["results"][0]["records"]["n_squared"] == 4
     bad = subprocess.run(cmd + ["bad"], capture_output=True, text=True, env=env)

@@ -19,12 +19,16 @@ Settings, and why:
   127.0.0.1/localhost (plus ``--allow-host``) are refused, against DNS rebinding.
 * **Preheated kernels**: each page has one kernel that has already run the notebook
   (Voila's ``preheat_kernel``), so a page paints in about a second instead of 4-11 s.
+* **A used kernel is replaced after the page painted**: the pool refills
+  :data:`POOL_FILL_DELAY` s after a hand-out (Voila's default, 1 s, ran the next kernel's
+  notebook in the middle of the page's own load on a 2-core machine).
 * **Kernels end with their tab**: the page's unload beacon shuts its kernel down (the ``_xsrf``
   cookie it needs is set by :mod:`workbench.ui.voila_app`); a kernel whose tab vanished without
   the beacon is culled after :data:`CULL_IDLE_TIMEOUT` s with no connection (checked every
   :data:`CULL_INTERVAL` s); a connected kernel (an open panel) is never culled.
 * **Nothing leaves 127.0.0.1**: the ``workbench`` Voila template drops the CDN stylesheets, and
-  widget and plotly code come from the local Voila and kernel.
+  widget and plotly code come from the local Voila and kernel. jupyterlab-plotly's lab extension
+  (:data:`UNUSED_EXTENSIONS`) is not loaded: no page uses plotly's mime renderer.
 * **An executor timeout** per cell, no browser opened by the server.
 
 The database reaches the notebooks through their ``db`` parameter: :func:`prepare_serving_dir`
@@ -51,6 +55,10 @@ from workbench.ui.notebooks import declared_parameters, ensure_kernel, notebook_
 HOST = "127.0.0.1"
 EXECUTOR_TIMEOUT = 300  # seconds per cell while a page renders
 CULL_IDLE_TIMEOUT = 60  # seconds a kernel without a connection may stay idle
+POOL_FILL_DELAY = 10  # seconds before a used preheated kernel is replaced: after its page painted
+#: lab extensions no dashboard page uses: figures go out as HTML (plotly.js from the server) and
+#: FigureWidgets carry their own code (anywidget), so jupyterlab-plotly's 5 MB bundle is dead weight
+UNUSED_EXTENSIONS = ("jupyterlab-plotly",)
 CULL_INTERVAL = 30  # seconds between cull checks: a closed tab's kernel is gone within 90 s
 TEMPLATE = "workbench"  # Voila's lab template without CDN requests (workbench/ui/jupyter)
 JUPYTER_DATA = Path(__file__).resolve().parent / "jupyter"
@@ -114,6 +122,8 @@ def voila_argv(serving_dir: Path, port: int, *, timeout: int = EXECUTOR_TIMEOUT,
         f"--VoilaConfiguration.preheat_kernel={preheat}",
         "--VoilaConfiguration.multi_kernel_manager_class="
         "workbench.ui.voila_app.HandOutKernelManager",
+        f"--VoilaKernelManager.fill_delay={POOL_FILL_DELAY}",
+        f"--VoilaConfiguration.extension_denylist={list(UNUSED_EXTENSIONS)}",
         f"--VoilaExecutor.timeout={timeout}",
         f"--VoilaExecutor.cell_error_instruction={STOPPED_TEXT}",
         f"--MappingKernelManager.cull_idle_timeout={cull_idle_timeout}",

@@ -269,6 +269,17 @@ def _error_text(exc: BaseException) -> str:
     return f"{ename}: {evalue}"
 
 
+def _kernel_transport():
+    """Kernel-manager settings of suite kernels: sockets on the local file system (IPC).
+
+    The kernel talks to papermill in this process only; over TCP it would listen on five
+    localhost ports and log "running over TCP without encryption" into every run's output.
+    """
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport": "ipc"}})
+
+
 def run_notebook(name: str, out_dir: Path, parameters: Mapping[str, Any], *,
                  kernel: str = KERNEL_NAME, timeout: int = DEFAULT_TIMEOUT,
                  env: Mapping[str, str] | None = None,
@@ -291,7 +302,7 @@ def run_notebook(name: str, out_dir: Path, parameters: Mapping[str, Any], *,
             papermill.execute_notebook(
                 str(src), str(ipynb), parameters=dict(parameters), kernel_name=kernel,
                 cwd=str(out_dir), progress_bar=False, execution_timeout=timeout,
-                start_timeout=120)
+                start_timeout=120, config=_kernel_transport())
         except Exception as exc:  # papermill's execution error or a kernel death
             error = _error_text(exc)
     seconds = time.perf_counter() - started

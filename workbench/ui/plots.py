@@ -17,7 +17,10 @@ in a ``FigureWidget`` that appends in place. :func:`setup_notebook` makes figure
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import plotly
 import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
@@ -433,10 +436,12 @@ PLOT_CONFIG = {"scrollZoom": True, "displaylogo": False, "responsive": True}
 
 
 def _renderer():
-    """A renderer giving plotly's own mime type (JupyterLab, Voila) and offline HTML (reports).
+    """A renderer giving plotly's own mime type (JupyterLab) and offline HTML (reports, Voila).
 
     plotly's ``notebook`` renderer adds a MathJax script from a CDN to every figure; this one
     adds nothing external: the HTML part expects ``window.Plotly`` from :func:`setup_notebook`.
+    In a dashboard kernel a figure is HTML only, drawn once the page has loaded plotly.js from
+    the dashboard server (:func:`_dashboard_html`).
     """
     import os
 
@@ -445,39 +450,91 @@ def _renderer():
 
     class OfflineRenderer(PlotlyRenderer):
         def to_mimebundle(self, fig_dict):
+            if os.environ.get(DASHBOARD_ENV) == "1":
+                return {"text/html": _dashboard_html(fig_dict, self.config)}
             bundle = super().to_mimebundle(dict(fig_dict))
             bundle["text/html"] = to_html(fig_dict, config=self.config, include_plotlyjs=False,
                                           include_mathjax=False, full_html=False,
                                           default_width="100%", validate=False)
-            if os.environ.get(DASHBOARD_ENV) == "1":
-                return {"text/html": bundle["text/html"]}
             return bundle
 
     return OfflineRenderer(config=PLOT_CONFIG)
 
 
+def _plotly_loader_js() -> str:
+    """JavaScript giving ``window.wbPlotly``: one promise of plotly.js, loaded from the server once.
+
+    A page renders output HTML by inserting it, so a ``<script src>`` there loads asynchronously
+    and a figure's own script cannot simply follow it; every figure waits on this promise.
+    """
+    src = f"{PLOTLY_JS_ROUTE}plotly.min.js?v={plotly.__version__}"
+    return ("window.wbPlotly = window.wbPlotly || new Promise(function (resolve, reject) {"
+            " if (window.Plotly) { resolve(window.Plotly); return; }"
+            " var s = document.createElement('script');"
+            f" s.src = '{src}';"
+            " s.onload = function () { resolve(window.Plotly); }; s.onerror = reject;"
+            " document.head.appendChild(s); });")
+
+
+def _dashboard_html(fig_dict: dict, config: dict) -> str:
+    """A figure's HTML for a dashboard page: its div and a script drawing it once plotly.js is in."""
+    import json
+    import uuid
+
+    from plotly.io import to_json
+
+    div_id = str(uuid.uuid4())
+    height = fig_dict.get("layout", {}).get("height")
+    style = f"height:{height}px; width:100%;" if height else "height:100%; width:100%;"
+    figure_json = to_json(fig_dict, validate=False).replace("</", "<\\/")  # no early </script>
+    return (f'<div id="{div_id}" class="plotly-graph-div" style="{style}"></div>'
+            f"<script type='text/javascript'>{_plotly_loader_js()}"
+            f" window.wbPlotly.then(function (Plotly) {{ var fig = {figure_json};"
+            f' Plotly.newPlot("{div_id}", fig.data, fig.layout || {{}}, {json.dumps(config)}); }});'
+            "</script>")
+
+
 #: set in dashboard (Voila) kernels: figures go out as HTML only (the page's plotly mime renderer
-#: raised "setData is not a function" in Voila 0.5.13), drawn by the plotly.js embedded once
+#: raised "setData is not a function" in Voila 0.5.13), drawn by the plotly.js the page loads once
 DASHBOARD_ENV = "WORKBENCH_DASHBOARD_KERNEL"
+#: where the dashboard server serves plotly's own ``plotly.min.js`` (:mod:`workbench.ui.voila_app`)
+PLOTLY_JS_ROUTE = "/workbench-static/"
+
+
+def plotlyjs_dir() -> Path:
+    """The folder of the installed plotly's ``plotly.min.js`` (the one its figures are made for)."""
+    return Path(plotly.__file__).parent / "package_data"
+
+
+def _plotlyjs_tag(dashboard: bool) -> str:
+    """The script element that gives a page plotly.js.
+
+    A report embeds plotly.js (about 5 MB) so that it renders offline. A dashboard page loads it
+    from its own server with a versioned URL the browser caches (:func:`_plotly_loader_js`), so
+    a page view does not carry and parse another 5 MB of inline script.
+    """
+    if dashboard:
+        return f"<script type='text/javascript'>{_plotly_loader_js()}</script>"
+    from plotly.offline import get_plotlyjs
+
+    return f"<script type='text/javascript'>{get_plotlyjs()}</script>"
 
 
 def setup_notebook(*, embed_plotlyjs: bool | None = None) -> None:
     """Make figures render in notebooks, Voila and HTML reports with nothing fetched from outside.
 
-    Registers and selects the :data:`RENDERER` renderer and displays plotly.js once (inline,
-    about 5 MB) so that exported HTML reports draw every later figure offline. Call it once,
-    in a notebook's first code cell; a figure is then shown by leaving it as a cell's value.
-    ``embed_plotlyjs=False`` skips the inline plotly.js where the page already has it (JupyterLab
-    and Voila draw plotly's mime type with their own locally served plotly.js).
+    Registers and selects the :data:`RENDERER` renderer and displays plotly.js once, so that
+    every later figure draws: inline in suite kernels (exported HTML reports then render
+    offline), from the dashboard server itself in dashboard kernels (:data:`DASHBOARD_ENV`).
+    Call it once, in a notebook's first code cell; a figure is then shown by leaving it as a
+    cell's value. ``embed_plotlyjs=False`` skips plotly.js where the page already has it.
     """
+    import os
 
     import plotly.io as pio
     from IPython.display import HTML, display
-    from plotly.offline import get_plotlyjs
 
     pio.renderers[RENDERER] = _renderer()
     pio.renderers.default = RENDERER
-    if embed_plotlyjs is None:
-        embed_plotlyjs = True
-    if embed_plotlyjs:
-        display(HTML(f"<script type='text/javascript'>{get_plotlyjs()}</script>"))
+    if embed_plotlyjs is None or embed_plotlyjs:
+        display(HTML(_plotlyjs_tag(os.environ.get(DASHBOARD_ENV) == "1")))

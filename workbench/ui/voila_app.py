@@ -1,7 +1,7 @@
 """The dashboard's Voila server: Voila with a host guard, a landing page and a working tab close.
 
 ``python -m workbench.ui.voila_app <folder> [voila options] --WorkbenchVoila.allowed_hosts=...``
-runs :class:`WorkbenchVoila`, Voila's own application with four changes, and why:
+runs :class:`WorkbenchVoila`, Voila's own application with five changes, and why:
 
 * **Host and Origin guard** (:class:`GuardedApplication`): every request whose ``Host`` header,
   or whose ``Origin`` header when it has one, names a host outside the allow-list (127.0.0.1,
@@ -15,6 +15,9 @@ runs :class:`WorkbenchVoila`, Voila's own application with four changes, and why
   carries the idle time since it ran the notebook, so a cull check between the hand-out and the
   page's websocket connection shut it down under the page (the page then logged "widget model not
   found" or a 404, and the pool count drifted).
+* **plotly.js from the server**: ``/workbench-static/plotly.min.js`` serves the installed
+  plotly's bundle (versioned, so browsers cache it); dashboard kernels load it with a script
+  tag instead of sending 5 MB of inline script with every page (:func:`plots.setup_notebook`).
 * **A landing page** at ``/`` lists the served notebooks with the title and one-line description
   of their ``workbench`` metadata (:func:`landing_entries`), instead of bare file names.
 """
@@ -29,13 +32,15 @@ from urllib.parse import quote, urlsplit
 
 import tornado.web
 from jupyter_server.base.handlers import JupyterHandler
-from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from jupyter_server._tz import utcnow
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from jupyter_server.utils import ensure_async
 from traitlets import List, Unicode
 from voila.app import Voila
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.treehandler import TornadoVoilaTreeHandler
+
+from workbench.ui.plots import PLOTLY_JS_ROUTE, plotlyjs_dir
 
 #: host names every dashboard accepts: the address it listens on
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
@@ -190,7 +195,8 @@ class WorkbenchVoila(Voila):
     def init_handlers(self) -> list:
         """Voila's handlers, with the landing page and the cookie-setting notebook page."""
         entries = landing_entries(Path(self.root_dir))
-        swapped = []
+        swapped = [(PLOTLY_JS_ROUTE + r"(plotly\.min\.js)", tornado.web.StaticFileHandler,
+                    {"path": str(plotlyjs_dir())})]
         for spec in super().init_handlers():
             pattern, handler = spec[0], spec[1]
             if handler is TornadoVoilaTreeHandler:
