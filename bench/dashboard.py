@@ -5,6 +5,8 @@ page has content. For each setting a real dashboard server starts (its cold star
 every page's kernel pool is filled, or until it answers without pools) and a real chromium opens
 the landing page and then every notebook page, one tab each, closing it as a person would.
 First paint is the time from navigation until Voila shows the rendered cells (goal: <= 3 s).
+The tabs share one browser context, as one person's browser does: what the first page fetched
+(Voila's bundles, plotly.js from the dashboard server) later pages take from the cache.
 The kernel count (the server's child processes) is recorded before and after the views.
 
 Run: ``.venv/bin/python bench/dashboard.py``; writes ``reports/bench/dashboard.json``.
@@ -70,7 +72,8 @@ def measure(env: dict[str, str], folder: Path, preheat: bool) -> dict:
             paints = {}
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-                tab = browser.new_page()
+                person = browser.new_context()  # one person's browser: its cache is shared
+                tab = person.new_page()
                 tab.goto(base + "/")
                 paints["landing"] = tab.evaluate(
                     "() => performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd"
@@ -78,7 +81,7 @@ def measure(env: dict[str, str], folder: Path, preheat: bool) -> dict:
                 tab.close()
                 for name in names:  # each after the pools refilled: a page opened a bit later
                     voila_server.wait_settled(proc, before, deadline_s=600)
-                    tab = browser.new_page()
+                    tab = person.new_page()
                     paints[name] = voila_server.open_page(tab, f"{base}/voila/render/{name}.ipynb",
                                                           timeout_ms=600_000)
                     tab.close(run_before_unload=True)

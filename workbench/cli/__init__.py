@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     whether the command line is malformed (unknown option, wrong type, missing argument) or a
     command raised a :class:`WorkbenchError`. stdout keeps only results.
     """
+    from workbench.ui.kernel_startup import quiet_warnings
+
+    quiet_warnings()
     args = list(sys.argv[1:] if argv is None else argv) or ["--help"]
     try:
         code = app(args=args, standalone_mode=False, prog_name="workbench")

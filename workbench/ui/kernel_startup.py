@@ -68,6 +68,12 @@ def quiet_libraries() -> None:
         handler.setLevel(logging.ERROR)
         handler._workbench = True
         root.addHandler(handler)
+    quiet_warnings()
+
+
+def quiet_warnings() -> None:
+    """Ignore deprecation-family warnings and the libraries' "possible user" warnings: a user of
+    the workbench cannot act on them (the command line's stderr keeps progress and errors)."""
     for category in NOISY_CATEGORIES:
         warnings.filterwarnings("ignore", category=category)
     warnings.filterwarnings("ignore", category=UserWarning, module=NOISY_MODULES)
