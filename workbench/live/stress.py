@@ -21,7 +21,6 @@ complete published version. ``bench/live.py`` runs it for 60 s, the tests for a 
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 
 from workbench.features.windows import gather_windows
+from workbench.jobs import CallableJob
 from workbench.live.modes import TrainingMode
 from workbench.train.handle import ModelHandle
 
@@ -89,14 +89,12 @@ class StressConfig:
     lock_timeout: float = 60.0
 
 
-def _guarded(name: str, errors: list, fn):
-    def target():
-        try:
-            fn()
-        except BaseException as exc:  # noqa: BLE001 - every exception is the report's business
-            errors.append({"thread": name, "error": repr(exc),
-                           "traceback": traceback.format_exc()[-2000:]})
-    return threading.Thread(target=target, name=f"stress-{name}", daemon=True)
+def _guarded(name: str, errors: list, fn) -> CallableJob:
+    """A job running ``fn`` whose exception, with its traceback, lands in ``errors``."""
+    def report(exc: Exception) -> None:
+        errors.append({"thread": name, "error": repr(exc),
+                       "traceback": traceback.format_exc()[-2000:]})
+    return CallableJob(f"stress-{name}", fn, on_error=report)
 
 
 def _batch_thread(handle, store, cfg: StressConfig, deadline: float, out: dict):
@@ -188,16 +186,17 @@ def run_stress(config, store, cfg: StressConfig | None = None) -> dict:
     parts = {"batch": {}, "session": {}, "inference": {}}
     t0 = time.monotonic()
     deadline = t0 + cfg.duration_s
-    threads = [_guarded("batch", errors, lambda: _batch_thread(handle, store, cfg, deadline,
-                                                                parts["batch"])),
-               _guarded("session", errors, lambda: _session_thread(handle, store, cfg, deadline,
-                                                                   parts["session"], errors)),
-               _guarded("inference", errors, lambda: _inference_thread(handle, windows, deadline,
-                                                                       parts["inference"]))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    jobs = [_guarded("batch", errors,
+                     lambda: _batch_thread(handle, store, cfg, deadline, parts["batch"])),
+            _guarded("session", errors,
+                     lambda: _session_thread(handle, store, cfg, deadline, parts["session"],
+                                             errors)),
+            _guarded("inference", errors,
+                     lambda: _inference_thread(handle, windows, deadline, parts["inference"]))]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join()
     return _report(handle, parts, errors, time.monotonic() - t0)
 
 
