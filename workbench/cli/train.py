@@ -36,9 +36,12 @@ def train_cmd(
     quick: bool = typer.Option(False, "--quick", help="Tiny model and data: done in < 1 min."),
     resume: Optional[str] = typer.Option(None, "--resume", metavar="RUN_ID",
                                          help="Continue a run from its last.ckpt."),
+    draws: int = typer.Option(100, "--draws", help="Random-entry baseline draws of the test "
+                                                    "report."),
     as_json: bool = _common.JSON_OPTION,
 ) -> None:
-    """Train a torch model (transformer or lstm) and write a run folder."""
+    """Train a torch model (transformer or lstm) and write a run folder; its test report puts
+    the model's backtest on the test split beside the baselines."""
     from workbench.train.config import load_config
 
     try:
@@ -51,13 +54,23 @@ def train_cmd(
 
         _quiet_console()
         record = train(cfg, resume=resume, db=_common.db_path())
+        if record.get("status") is None:  # a DDP worker process: rank 0 reports the run
+            return
+        from workbench.research.training_report import attach_training_report
+
+        record = attach_training_report(record, _common.store(), db=_common.db_path(),
+                                        draws=draws)
     except WorkbenchError as exc:
         _common.fail(exc)
-    if record.get("status") is None:  # a DDP worker process: rank 0 reports the run
-        return
-    _common.emit(record, as_json, lambda r: typer.echo(
-        f"run {r['run_id']} {r['status']}: {r.get('epochs_run')} epochs, best epoch "
-        f"{r.get('best_epoch')}; best {_short(r.get('best_metrics'))}"))
+    _common.emit(record, as_json, _print_run)
+
+
+def _print_run(r: dict) -> None:
+    typer.echo(f"run {r['run_id']} {r['status']}: {r.get('epochs_run')} epochs, best epoch "
+               f"{r.get('best_epoch')}; best {_short(r.get('best_metrics'))}")
+    report = r.get("test_report")
+    if report:
+        typer.echo(f"test split ({report['n_bars']} candles): {report['verdict']}")
 
 
 @runs_app.command("list")

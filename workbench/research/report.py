@@ -10,7 +10,7 @@ import json
 
 import polars as pl
 
-from workbench.research.baselines import LABELS, RANDOM
+from workbench.research.baselines import LABELS, RANDOM, SHOWN
 from workbench.research.sweep import storage_path
 
 _METRICS = ("oos_return", "oos_sharpe", "oos_max_drawdown")
@@ -55,6 +55,24 @@ def leaderboard(store, sweep_id: str) -> pl.DataFrame:
     frame = pl.DataFrame(rows, schema_overrides={"value": pl.Float64, "oos_sharpe": pl.Float64,
                                                  "oos_max_drawdown": pl.Float64})
     return frame.sort("oos_return", descending=True, nulls_last=True)
+
+
+def baselines_frame(table: dict) -> pl.DataFrame:
+    """Return :func:`~workbench.research.baselines.compare`'s table as rows to show: the model,
+    each rule baseline, and the random entries (mean return; spread and the model's percentile
+    in ``note``)."""
+    rows = [{"name": "model", **{k: table["model"][k] for k in SHOWN}, "note": ""}]
+    rows += [{"name": label, **{k: table[n][k] for k in SHOWN}, "note": ""}
+             for n, label in LABELS.items() if n in table]
+    if RANDOM in table:
+        r = table[RANDOM]
+        rows.append({"name": f"random entries (mean of {r['draws']})",
+                     "return_pct": r["return_pct"], "sharpe": None, "max_drawdown": None,
+                     "n_trades": r["n_trades"],
+                     "note": f"5-95 %: {r['return_p05']:+.2%} .. {r['return_p95']:+.2%}; the "
+                             f"model ranks at the {r['model_percentile']:.0f}th percentile"})
+    return pl.DataFrame(rows, schema_overrides={"return_pct": pl.Float64, "sharpe": pl.Float64,
+                                                "max_drawdown": pl.Float64})
 
 
 def load_study(store, sweep_id: str):
