@@ -5,10 +5,13 @@ All in this one process, on a throw-away store holding a real ETH/USDT 1m slice:
 * **scaling**: the same 8-trial sweep (tiny LSTM, 2 walk-forward folds per trial, random
   sampler with a fixed seed, so both runs try the same parameters) with 1 and with 2 Ray
   workers (trials in flight) on one local Ray of 2 CPUs. Goal: >= 1.7x on 2 cores. Ray's own
-  start (``ray.init``) is timed apart and left out of the ratio.
+  start (``ray.init`` and the workers' one-off import of torch and Lightning, see
+  ``research.sweep.ray_session``) is timed apart, printed, and left out of the ratio.
 * **overhead**: per-trial wall time inside the 1-worker sweep (Ray task + Optuna ask/tell +
   DuckDB rows + run folders) against the same trial's evaluation run directly in this process
-  (``research.evaluate.evaluate``), median of the direct runs. Goal: <= 10 %.
+  (``research.evaluate.evaluate``): the median of direct runs made half before and half after
+  the sweeps (after one unmeasured warm-up run), so a change in the machine's load during the
+  run weighs on both sides. Goal: <= 10 %.
 
 Run: ``.venv/bin/python bench/research.py [--trials 8] [--direct 3]``; writes
 ``reports/bench/research.json``. The machine is shared: compare the ratios, and read the load.
@@ -70,6 +73,8 @@ def _direct(store, repeats: int) -> list[float]:
 
     config = config_from_dict({**TRIAL, "data": {**TRIAL["data"], "db": str(store.path)}})
     times = []
+    if repeats < 1:
+        return times
     for _ in range(repeats):
         t0 = time.perf_counter()
         evaluate(config, EvaluateSpec(folds=2, draws=100), store)
@@ -86,30 +91,44 @@ def main() -> None:
     os.environ["WORKBENCH_RUNS"] = str(root / "runs")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     store = _store(root)
+    _direct(store, 1)  # unmeasured: imports, first Lightning trainer, DuckDB schema
     direct = _direct(store, args.direct)
-    from workbench.research.sweep import ray_session
+    from workbench.research.sweep import ray_session, warm_workers
 
     t0 = time.perf_counter()
-    with ray_session(2):  # one local Ray with 2 CPUs: 1 worker = one trial in flight at a time
+    # one local Ray with 2 CPUs: 1 worker = one trial in flight at a time
+    with ray_session(2, warm=False) as ray:
         ray_init_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        warm_workers(ray, 2)
+        warm_s = time.perf_counter() - t0
         one = _sweep(store, root, 1, args.trials)
         two = _sweep(store, root, 2, args.trials)
-    direct_s = statistics.median(direct[1:] or direct)  # the first pays the imports
+    direct += _direct(store, args.direct)
+    direct_s = statistics.median(direct)
     per_trial = one["sweep_s"] / args.trials
     report = {
-        "trials": args.trials, "ray_init_s": ray_init_s, "direct_trial_s": direct, "direct_median_s": direct_s,
+        "trials": args.trials, "ray_init_s": ray_init_s, "worker_warm_s": warm_s,
+        "direct_trial_s": direct,
+        "direct_median_s": direct_s,
         "sweep_1_worker": one, "sweep_2_workers": two,
         "speedup_2_vs_1": one["sweep_s"] / two["sweep_s"], "speedup_goal": 1.7,
         "per_trial_in_sweep_s": per_trial,
         "overhead_fraction": per_trial / direct_s - 1.0, "overhead_goal": 0.10,
         "task_overhead_fraction": statistics.median(one["trial_s"]) / direct_s - 1.0,
+        "outside_tasks_per_trial_s": (one["sweep_s"] - sum(one["trial_s"])) / args.trials,
+        "two_worker_task_slowdown": statistics.median(two["trial_s"])
+        / statistics.median(one["trial_s"]),
     }
     print(f"direct trial {direct_s:.2f} s (median); in a 1-worker sweep {per_trial:.2f} s per "
           f"trial: overhead {report['overhead_fraction']:+.1%} (goal <= +10%), of which inside "
-          f"the task {report['task_overhead_fraction']:+.1%}")
+          f"the task {report['task_overhead_fraction']:+.1%}; driver and Ray outside the tasks "
+          f"{report['outside_tasks_per_trial_s']:.2f} s per trial")
     print(f"{args.trials} trials: 1 worker {one['sweep_s']:.1f} s, 2 workers {two['sweep_s']:.1f} s"
-          f" -> {report['speedup_2_vs_1']:.2f}x (goal >= 1.7x); ray.init {ray_init_s:.1f} s, "
-          "left out")
+          f" -> {report['speedup_2_vs_1']:.2f}x (goal >= 1.7x); left out: ray.init {ray_init_s:.1f}"
+          f" s, 2 workers importing torch/Lightning {warm_s:.1f} s")
+    print(f"a trial takes {report['two_worker_task_slowdown']:.2f}x as long with 2 in flight as "
+          "with 1 (CPU and DuckDB file-lock contention)")
     write_report("research", report)
 
 

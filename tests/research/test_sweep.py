@@ -22,8 +22,10 @@ from workbench.errors import ConfigError, ParameterError, RunError
 from workbench.paths import PROJECT_ROOT
 from workbench.research.evaluate import EvaluateSpec
 from workbench.research.space import check_space, load_space
-from workbench.research.sweep import SweepSpec, ray_session, storage_path, sweep
+from workbench.research.sweep import (SweepSpec, ray_session, storage_path, sweep, trial_threads,
+                                      warm_workers)
 from workbench.runs import list_runs
+from workbench.train.runs import load_run_config
 
 SPACE = "training.learning_rate: {low: 0.001, high: 0.01, log: true}\nmodel.d_model: [4, 8]\n"
 
@@ -53,7 +55,9 @@ def _spec(trials: int) -> SweepSpec:
 
 
 def test_sweep_on_local_ray_stores_trials_and_resumes(local_ray, eth_store, tiny_lstm, space):
-    out = sweep(tiny_lstm, space, _spec(2), eth_store)
+    # a base config asking for 3 torch threads: each 1-CPU trial still trains on 1
+    base = {**tiny_lstm, "training": {**tiny_lstm["training"], "num_threads": 3}}
+    out = sweep(base, space, _spec(2), eth_store)
     assert out["n_trials"] == 2 and {t["state"] for t in out["trials"]} == {"COMPLETE"}, \
         [t.get("error") for t in out["trials"]]
     rows = eth_store.sweep_trials(out["sweep_id"]).to_dicts()
@@ -71,9 +75,20 @@ def test_sweep_on_local_ray_stores_trials_and_resumes(local_ray, eth_store, tiny
     assert len(runs) == 4 and {r["trial"] for r in runs} == {0, 1}
     by_trial = {t["trial"]: t["params"] for t in out["trials"]}
     assert all(r["params"] == by_trial[r["trial"]] for r in runs)
+    assert {load_run_config(r["run_id"], eth_store.path).training.num_threads
+            for r in runs} == {1}
     assert storage_path(eth_store.path).is_file()
     again = sweep(tiny_lstm, space, _spec(3), eth_store, sweep_id=out["sweep_id"])
     assert again["n_trials"] == 3 and [t["trial"] for t in again["trials"]] == [0, 1, 2]
+
+
+def test_local_ray_workers_run_at_normal_priority_and_are_reused(local_ray):
+    warm = warm_workers(local_ray, 1)  # the session warmed its one worker already
+    assert len(warm) == 1 and warm_workers(local_ray, 1) == warm
+    niceness = local_ray.remote(lambda: (os.getpid(), os.nice(0))).options(num_cpus=1)
+    assert local_ray.get(niceness.remote()) == (next(iter(warm)), os.nice(0))
+    assert trial_threads(SweepSpec(trials=1, cpus_per_trial=2)) == 2
+    assert trial_threads(SweepSpec(trials=1, cpus_per_trial=0.5)) == 1
 
 
 def test_resuming_an_unknown_sweep_is_refused(local_ray, eth_store, tiny_lstm, space):

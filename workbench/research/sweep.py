@@ -10,6 +10,9 @@ space (:mod:`workbench.research.space`), runs each trial as a Ray task with decl
 * **One active job.** The sweep holds the project's active-run lock under its id for its whole
   length; every fold run of every trial trains under it (``train(under_job=)``) and carries the
   sweep id, the trial number and, in ``config.json``, its parameters.
+* **Workers.** Local Ray runs its workers at normal priority and warms them (torch and
+  Lightning imported) before the first trial; each trial trains with as many torch threads as
+  CPUs it declares (:func:`ray_session`, :func:`trial_threads`).
 * **Pruning.** The first fold of a trial (the same data for every trial) reports ``val_loss``
   per epoch through optuna-integration's ``PyTorchLightningPruningCallback``; the median pruner
   stops trials that fall behind. A pruned trial's run is recorded as failed with ``TrialPruned``.
@@ -182,8 +185,16 @@ def _pruning(payload: dict):
 
 # -- the driver -----------------------------------------------------------------------------------
 @contextlib.contextmanager
-def ray_session(workers: int, address: str | None = None):
-    """Start local Ray with ``workers`` CPUs (or join ``address``) quietly; shut it down after."""
+def ray_session(workers: int, address: str | None = None, *, warm: bool = True):
+    """Start local Ray with ``workers`` CPUs (or join ``address``) quietly; shut it down after.
+
+    Local Ray runs its workers at normal priority: Ray's default (``worker_niceness`` 15) lets
+    every other process on a shared machine go first, which made a trial in a sweep much slower
+    than the same trial run directly. The ``workers`` worker processes are started and have
+    imported the trial code (torch, Lightning) before the session is handed out
+    (:func:`warm_workers`; ``warm=False`` leaves that to the caller, e.g. a benchmark timing
+    it apart), so that one-off cost is paid once per session, not inside a trial.
+    """
     import ray
 
     if ray.is_initialized():
@@ -191,12 +202,34 @@ def ray_session(workers: int, address: str | None = None):
         return
     kw = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR,
           "configure_logging": True}
-    kw.update({"address": address} if address else {"num_cpus": workers})
+    kw.update({"address": address} if address else {"num_cpus": workers,
+                                                    "_system_config": {"worker_niceness": 0}})
     _init_ray(ray, kw)
     try:
+        if warm:
+            warm_workers(ray, workers)
         yield ray
     finally:
         ray.shutdown()
+
+
+def _import_trial_code() -> int:
+    """The warm-up task: import what :func:`run_trial` needs; return the worker's pid."""
+    import workbench.data.store  # noqa: F401
+    import workbench.train.engine  # noqa: F401 - torch and Lightning
+
+    return os.getpid()
+
+
+def warm_workers(ray, workers: int) -> set[int]:
+    """Start ``workers`` Ray worker processes and import the trial code in each, in parallel.
+
+    Ray keeps idle workers and reuses them for later tasks of the same job (nothing here sets
+    ``max_calls`` or a per-task ``runtime_env``), so every trial after this finds torch and
+    Lightning imported. Returns the workers' pids.
+    """
+    task = ray.remote(_import_trial_code).options(num_cpus=1)
+    return set(ray.get([task.remote() for _ in range(workers)]))
 
 
 def _init_ray(ray, kw: dict, attempts: int = 5) -> None:
@@ -214,13 +247,22 @@ def _init_ray(ray, kw: dict, attempts: int = 5) -> None:
                                f"{exc}") from None
 
 
+def trial_threads(spec: SweepSpec) -> int:
+    """Return the torch threads of one trial: the CPUs it declares to Ray (at least 1)."""
+    return max(1, int(spec.cpus_per_trial))
+
+
 def _payload(config_raw: dict, spec: SweepSpec, db: Path, sweep_id: str, trial, params) -> dict:
     from workbench.train.config import merge_overrides
     from workbench.runs import runs_dir
 
     config = merge_overrides(config_raw, list(params.items()))
     config.setdefault("data", {})["db"] = str(db)
-    env = {"WORKBENCH_RUNS": str(runs_dir(db)), "OMP_NUM_THREADS": "1",
+    # a trial computes on the CPUs it declared to Ray, no more: two 1-CPU trials on 2 cores with
+    # more torch threads each would oversubscribe the cores and slow each other down
+    threads = trial_threads(spec)
+    config.setdefault("training", {})["num_threads"] = threads
+    env = {"WORKBENCH_RUNS": str(runs_dir(db)), "OMP_NUM_THREADS": str(threads),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT),
                                                        os.environ.get("PYTHONPATH")]))}
     return {"config": config, "evaluation": spec.evaluation, "db": str(db), "sweep_id": sweep_id,
