@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from workbench.paths import NOTEBOOKS_DIR, PROJECT_ROOT
+from workbench.research.baselines import BASELINES, RANDOM
 from workbench.ui.notebooks import SUITE, run_suite
 
 
@@ -53,6 +54,10 @@ def test_trained_model_is_handed_to_the_later_notebooks(suite):
     run_id = by_name["02_train"].records["run_id"]
     assert by_name["02_train"].records["status"] == "completed"
     assert by_name["02_train"].records["epochs"] >= 1
+    # its test report: the test split beside every baseline, with the verdict in words
+    rec = by_name["02_train"].records
+    assert rec["test_baselines"] == sorted([*BASELINES, RANDOM])
+    assert 0 <= rec["test_model_percentile"] <= 100 and rec["test_verdict"].startswith("The model")
     for name in ("03_live_session", "04_backtest", "06_ledger"):
         assert by_name[name].records["model"] == run_id
 
