@@ -114,28 +114,47 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _start_head(exe: str, env: dict, temp: str, attempt: int):
+    """Start ``ray start --head --block``; return (process, port) once the whole node is up,
+    or (None, log text) when it died starting (a raylet on a busy machine can miss Ray's fixed
+    wait for its metrics agent and abort)."""
+    port = _free_port()
+    # its output goes to a file: an unread pipe fills up and blocks the head's processes
+    path = os.path.join(temp, f"ray-start-{attempt}.log")
+    with open(path, "wb") as log:
+        proc = subprocess.Popen([exe, "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+                                 f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
+                                 "--disable-usage-stats", f"--temp-dir={temp}"], env=env,
+                                start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        with open(path, "rb") as fh:
+            if b"Ray runtime started" in fh.read():
+                return proc, port
+        time.sleep(0.5)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)  # our own process group only
+        proc.wait(timeout=60)
+    with open(path, "rb") as fh:
+        return None, fh.read().decode(errors="replace")[-500:]
+
+
 @pytest.fixture
 def ray_head():
     exe = shutil.which("ray") or os.path.join(os.path.dirname(sys.executable), "ray")
     if not os.path.exists(exe):
         pytest.skip("the ray command is not installed")
-    port = _free_port()
     temp = tempfile.mkdtemp(prefix="wbray", dir="/tmp")  # Ray's socket paths must be < 108 bytes
     # Ray >= 2.52 can require a token between the head and its drivers: share one explicitly
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
     env = {**os.environ, **auth, "PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([exe, "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-                             f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
-                             f"--temp-dir={temp}"], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.5)
-    if proc.poll() is not None:
-        pytest.skip(f"ray start --head failed: {proc.stderr.read().decode()[-500:]}")
+    for attempt in range(3):
+        proc, port = _start_head(exe, env, temp, attempt)
+        if proc is not None:
+            break
+    else:
+        shutil.rmtree(temp, ignore_errors=True)
+        pytest.skip(f"ray start --head failed 3 times: {port}")
     yield f"127.0.0.1:{port}", auth
     os.killpg(proc.pid, signal.SIGTERM)  # our own process group only
     proc.wait(timeout=60)
