@@ -9,11 +9,14 @@ All in this one process, on a throw-away store holding a real ETH/USDT 1m slice:
   ``research.sweep.ray_session``) is timed apart, printed, and left out of the ratio.
 * **overhead**: per-trial wall time inside the 1-worker sweep (Ray task + Optuna ask/tell +
   DuckDB rows + run folders) against the same trial's evaluation run directly in this process
-  (``research.evaluate.evaluate``): the median of direct runs made half before and half after
-  the sweeps (after one unmeasured warm-up run), so a change in the machine's load during the
-  run weighs on both sides. Goal: <= 10 %.
+  (``research.evaluate.evaluate``), the median of ``--direct`` runs after one unmeasured
+  warm-up run. Goal: <= 10 %.
 
-Run: ``.venv/bin/python bench/research.py [--trials 8] [--direct 3]``; writes
+Each round measures the direct trials, the 1-worker and the 2-worker sweep back to back
+(``--rounds``, default 2); the ratios are given per round and as their median, with each
+round's load, since a shared machine's load moves within minutes.
+
+Run: ``.venv/bin/python bench/research.py [--trials 8] [--direct 3] [--rounds 2]``; writes
 ``reports/bench/research.json``. The machine is shared: compare the ratios, and read the load.
 """
 from __future__ import annotations
@@ -82,17 +85,49 @@ def _direct(store, repeats: int) -> list[float]:
     return times
 
 
+def _round(store, root: Path, trials: int, direct: int) -> dict:
+    """One side-by-side measurement: direct trials, then the 1- and the 2-worker sweep."""
+    times = _direct(store, direct)
+    one = _sweep(store, root, 1, trials)
+    two = _sweep(store, root, 2, trials)
+    direct_s = statistics.median(times)
+    per_trial = one["sweep_s"] / trials
+    return {"direct_trial_s": times, "direct_median_s": direct_s, "load_avg_1m": os.getloadavg()[0],
+            "sweep_1_worker": one, "sweep_2_workers": two,
+            "speedup_2_vs_1": one["sweep_s"] / two["sweep_s"], "per_trial_in_sweep_s": per_trial,
+            "overhead_fraction": per_trial / direct_s - 1.0,
+            "task_overhead_fraction": statistics.median(one["trial_s"]) / direct_s - 1.0,
+            "outside_tasks_per_trial_s": (one["sweep_s"] - sum(one["trial_s"])) / trials,
+            "two_worker_task_slowdown": statistics.median(two["trial_s"])
+            / statistics.median(one["trial_s"])}
+
+
+def _print(report: dict) -> None:
+    for i, r in enumerate(report["rounds"]):
+        print(f"round {i} (load {r['load_avg_1m']:.1f}): direct {r['direct_median_s']:.2f} s, "
+              f"1-worker sweep {r['per_trial_in_sweep_s']:.2f} s per trial "
+              f"({r['overhead_fraction']:+.1%}, in the task {r['task_overhead_fraction']:+.1%}, "
+              f"outside {r['outside_tasks_per_trial_s']:.2f} s); 1 worker "
+              f"{r['sweep_1_worker']['sweep_s']:.1f} s vs 2 workers "
+              f"{r['sweep_2_workers']['sweep_s']:.1f} s -> {r['speedup_2_vs_1']:.2f}x; a trial "
+              f"{r['two_worker_task_slowdown']:.2f}x as long with 2 in flight")
+    print(f"median over rounds: overhead {report['overhead_fraction']:+.1%} (goal <= +10%), "
+          f"speedup 2 vs 1 worker {report['speedup_2_vs_1']:.2f}x (goal >= 1.7x); left out: "
+          f"ray.init {report['ray_init_s']:.1f} s, 2 workers importing torch/Lightning "
+          f"{report['worker_warm_s']:.1f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--direct", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-research-"))
     os.environ["WORKBENCH_RUNS"] = str(root / "runs")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     store = _store(root)
     _direct(store, 1)  # unmeasured: imports, first Lightning trainer, DuckDB schema
-    direct = _direct(store, args.direct)
     from workbench.research.sweep import ray_session, warm_workers
 
     t0 = time.perf_counter()
@@ -102,33 +137,14 @@ def main() -> None:
         t0 = time.perf_counter()
         warm_workers(ray, 2)
         warm_s = time.perf_counter() - t0
-        one = _sweep(store, root, 1, args.trials)
-        two = _sweep(store, root, 2, args.trials)
-    direct += _direct(store, args.direct)
-    direct_s = statistics.median(direct)
-    per_trial = one["sweep_s"] / args.trials
-    report = {
-        "trials": args.trials, "ray_init_s": ray_init_s, "worker_warm_s": warm_s,
-        "direct_trial_s": direct,
-        "direct_median_s": direct_s,
-        "sweep_1_worker": one, "sweep_2_workers": two,
-        "speedup_2_vs_1": one["sweep_s"] / two["sweep_s"], "speedup_goal": 1.7,
-        "per_trial_in_sweep_s": per_trial,
-        "overhead_fraction": per_trial / direct_s - 1.0, "overhead_goal": 0.10,
-        "task_overhead_fraction": statistics.median(one["trial_s"]) / direct_s - 1.0,
-        "outside_tasks_per_trial_s": (one["sweep_s"] - sum(one["trial_s"])) / args.trials,
-        "two_worker_task_slowdown": statistics.median(two["trial_s"])
-        / statistics.median(one["trial_s"]),
-    }
-    print(f"direct trial {direct_s:.2f} s (median); in a 1-worker sweep {per_trial:.2f} s per "
-          f"trial: overhead {report['overhead_fraction']:+.1%} (goal <= +10%), of which inside "
-          f"the task {report['task_overhead_fraction']:+.1%}; driver and Ray outside the tasks "
-          f"{report['outside_tasks_per_trial_s']:.2f} s per trial")
-    print(f"{args.trials} trials: 1 worker {one['sweep_s']:.1f} s, 2 workers {two['sweep_s']:.1f} s"
-          f" -> {report['speedup_2_vs_1']:.2f}x (goal >= 1.7x); left out: ray.init {ray_init_s:.1f}"
-          f" s, 2 workers importing torch/Lightning {warm_s:.1f} s")
-    print(f"a trial takes {report['two_worker_task_slowdown']:.2f}x as long with 2 in flight as "
-          "with 1 (CPU and DuckDB file-lock contention)")
+        rounds = [_round(store, root, args.trials, args.direct)
+                  for _ in range(args.rounds)]
+    report = {"trials": args.trials, "ray_init_s": ray_init_s, "worker_warm_s": warm_s,
+              "rounds": rounds, "speedup_goal": 1.7, "overhead_goal": 0.10,
+              **{k: statistics.median(r[k] for r in rounds)
+                 for k in ("speedup_2_vs_1", "overhead_fraction", "task_overhead_fraction",
+                           "outside_tasks_per_trial_s", "two_worker_task_slowdown")}}
+    _print(report)
     write_report("research", report)
 
 
