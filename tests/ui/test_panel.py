@@ -35,7 +35,8 @@ def test_panel_lists_the_model_and_enables_starts(panel, quick_model):
     assert not panel.buttons[Button.LIVE_NONE].disabled
     assert panel.buttons[Button.STOP].disabled and panel.buttons[Button.STOP].tooltip
     assert panel.buttons[Button.MANUAL_TRAIN].layout.display == "none"
-    assert panel.chart.value[:4] == b"\x89PNG"  # the visible range is drawn
+    price = panel.chart.data[0]  # the visible range is drawn: a plotly FigureWidget's candles
+    assert len(price.x) == panel.chart_candles and price.type == "candlestick"
 
 
 def test_live_inference_predicts_updates_chart_and_log_then_stops(panel):

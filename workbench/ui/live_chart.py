@@ -95,7 +95,9 @@ class LiveChart:
                     ghost)
 
     def show_snapshot(self, snapshot: dict) -> None:
-        """Draw a :meth:`LiveSession.snapshot` (candles, signals, ghost), replacing what is held."""
+        """Draw a :meth:`LiveSession.snapshot` (candles, signals, ghost), replacing what is held
+        (a snapshot without a ghost clears the one drawn)."""
+        self._ghost = None
         self._store(_rows(snapshot.get("candles"), 6, "candles"),
                     _rows(snapshot.get("signals"), 2, "signals"), snapshot.get("ghost"))
 
@@ -108,12 +110,17 @@ class LiveChart:
         self._ghost = tuple(ghost) if ghost is not None else self._ghost
         self._redraw()
 
+    def frame(self) -> pl.DataFrame:
+        """The candles held (ts, open, high, low, close, volume), oldest first."""
+        return pl.DataFrame(self._candles, schema=["ts", "open", "high", "low", "close",
+                                                   "volume"],
+                            orient="row").with_columns(pl.col("ts").cast(pl.Int64))
+
     def _redraw(self) -> None:
         c = self._candles
         if not c.shape[0]:
             return
-        frame = pl.DataFrame(c, schema=["ts", "open", "high", "low", "close", "volume"],
-                             orient="row").with_columns(pl.col("ts").cast(pl.Int64))
+        frame = self.frame()
         signals = pl.DataFrame(self._signals, schema=["ts", "signal"], orient="row") \
             .with_columns(pl.col("ts").cast(pl.Int64), pl.col("signal").cast(pl.Int8))
         price, volume = plots.candle_traces(frame)
@@ -129,6 +136,9 @@ class LiveChart:
                                close=[cl])
                 band, label = plots.ghost_marks(int(ts), float(h), plots.step_of(c[:, 0]))
                 self.widget.layout.shapes, self.widget.layout.annotations = [band], [label]
+            else:
+                data[4].update(x=[], open=[], high=[], low=[], close=[])
+                self.widget.layout.shapes, self.widget.layout.annotations = [], []
             if self.overlay:
                 with_sma = plots.with_indicators(frame, [self.overlay])
                 data[5].update(x=price.x, y=with_sma[self.overlay].to_numpy())
