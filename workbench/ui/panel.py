@@ -6,9 +6,12 @@ Model, Train on Current Candle (Manual) with BUY/SELL/HOLD (visible only while a
 runs), Stop, Pause / Resume / Step one candle (during a session; a manual session starts paused,
 so "label the current candle" names a candle that stays put), and the lineage buttons Save as
 run, Reset to saved and Backtest current model. Pickers choose the model (completed runs),
-symbol, timeframe, range (the last N candles: the "visible chart") and replay speed; every picker
-is a fixed list of choices, so no viewer input is ever evaluated, and all are disabled while work
-runs, so the chart always shows the picked series.
+symbol, timeframe, range (the last N candles: the "visible chart"), replay speed and the source
+(history replay or an exchange, with paper trading on or off: :mod:`workbench.ui.panel_live`);
+the pickers are fixed lists of choices and the exchange id and URL are validated text, so no
+viewer input is ever evaluated; all are disabled while work runs, so the chart always shows the
+picked series. The chart is a plotly ``FigureWidget`` updated in place
+(:mod:`workbench.ui.panel_view`).
 
 Which weights run is explicit (:mod:`workbench.ui.panel_model`): a session starts from the saved
 weights of the picked run unless "continue the current model" is ticked; the model line says
@@ -18,13 +21,13 @@ warned about; a series shorter than its window refuses every start with the reas
 Threads
 -------
 Widgets are created on the kernel's main thread. Long work runs in background threads
-(``live-*``, ``backtest``, ``train``) and one ``panel-ticker`` thread, which polls the running work
-twice a second and only *sets widget traits* (an ``Image``'s bytes, an ``HTML``'s text, a
-progress value, ``disabled``, the log's HTML); none of them uses ``with output:`` capture,
-which ipykernel 7 routes per thread. Stop sets a
-:class:`threading.Event` and asks each running piece of work to end at its next step; the
-ticker waits on an event that Stop and the end of every job set, so the panel is idle again as
-soon as the work has ended (a paced replay's wait is itself interruptible).
+(``live-*``, ``backtest``, ``train``) and one ``panel-ticker`` thread
+(:mod:`workbench.ui.panel_jobs`), which polls the running work twice a second and only *sets
+widget traits* (a figure's traces, an ``HTML``'s text, a progress value, ``disabled``, the log's
+HTML); none of them uses ``with output:`` capture, which ipykernel 7 routes per thread. Stop sets a :class:`threading.Event` and
+asks each running piece of work to end at its next step; the ticker waits on an event that Stop
+and the end of every job set, so the panel is idle again as soon as the work has ended (a paced
+replay's wait and an exchange's websocket wait are themselves interruptible).
 
 Which buttons are enabled, and the reason shown when one is not, comes from the pure state
 machine :mod:`workbench.ui.panel_state`.
@@ -482,13 +485,8 @@ class ControlPanel:
 
     def _draw_range(self) -> None:
         """Draw the picked range's last candles (the chart before anything runs)."""
-        try:
-            first, last = self._picked_range()
-        except WorkbenchError as exc:
-            self.live_chart.caption.value = str(exc)
-            return
         self.live_chart.draw_range(self.store, self.symbol.value, self.timeframe.value,
-                                   first, last)
+                                   self.range.value)
 
     def show(self):
         """Draw the initial chart and return the widget (the notebook's last expression)."""

@@ -141,8 +141,17 @@ class PanelChart:
             + (f", {pivots.height} pivots" if pivots is not None else ""))
 
     # -- before a session, after a backtest ------------------------------------------------------
-    def draw_range(self, store, symbol: str, timeframe: str, first: int, last: int) -> None:
-        """Draw the picked range's last candles (the chart before anything runs)."""
+    def draw_range(self, store, symbol: str, timeframe: str, candles: int) -> None:
+        """Draw the last candles of the picked range, the last ``candles`` of the series (the
+        chart before anything runs); the caption says why when there are none."""
+        from workbench.errors import WorkbenchError
+        from workbench.ui.prepare import pick_range
+
+        try:
+            first, last = pick_range(store, symbol, timeframe, candles=candles)
+        except WorkbenchError as exc:
+            self.caption.value = str(exc)
+            return
         frame = store.read_ohlcv(symbol, timeframe, first, last)
         self._show(frame.tail(self.candles), f"{symbol} {timeframe}")
         self.caption.value = f"visible range: {symbol} {timeframe}, {frame.height} candles"
