@@ -144,6 +144,19 @@ class LiveChart:
                 data[5].update(x=price.x, y=with_sma[self.overlay].to_numpy())
 
 
+def save_state(widget: go.FigureWidget) -> None:
+    """Make ``widget``'s synced state (what a new view starts from) its current figure.
+
+    A ``FigureWidget`` sends changes to the views that exist as deltas, and refreshes the state a
+    new view starts from (``_widget_data``, ``_widget_layout``) only when it is displayed on its
+    own. Inside a box (the control panel) every later view (a Voila page, a report's static
+    snapshot) would start from the figure as it was built; call this when the figure settles.
+    """
+    figure = widget.to_dict()
+    with widget.hold_sync():  # one message
+        widget._widget_data, widget._widget_layout = figure["data"], figure["layout"]
+
+
 def _values(trace) -> dict:
     """The data fields of a candlestick, bar or scatter trace, to copy into the widget's one."""
     if isinstance(trace, go.Candlestick):

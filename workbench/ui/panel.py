@@ -468,8 +468,9 @@ class ControlPanel:
                 self.progress.description, self.progress.value = "epochs", done
         parts.append(f"<b>lock</b>: {lock_status(self.slot.live)}")
         self.status.value = " &nbsp;|&nbsp; ".join(parts)
-        if activity is Activity.IDLE:
+        if activity is Activity.IDLE:  # the ticker's last poll: the figure has settled
             self.progress.description, self.progress.value = "idle", 0.0
+            self.live_chart.settle()
 
     def _session_status(self) -> list[str]:
         snap = self.session.snapshot()

@@ -36,6 +36,7 @@ from workbench.errors import ParameterError, WorkbenchError
 from workbench.live.live_view import SOURCES
 from workbench.live.modes import TrainingMode
 from workbench.ui import plots
+from workbench.ui.live_chart import save_state
 from workbench.ui.panel_log import PredictionSummary
 from workbench.units import human_duration, human_number, human_time
 
@@ -187,6 +188,10 @@ class PaperChart:
             self._key = key
             self.widget.data[0].update(x=plots.to_datetime(ts), y=list(equity))
 
+    def settle(self) -> None:
+        """Save the curve drawn as the state a new view starts from (see ``save_state``)."""
+        save_state(self.widget)
+
 
 class PanelLive:
     """The panel's live session on the chosen source, and its exchange and paper views.
@@ -232,6 +237,7 @@ class PanelLive:
         self.view.value = ""
         self.paper_chart.box.layout.display = None if choice.paper else "none"
         self.paper_chart.show([], [])
+        self.paper_chart.settle()
         return self.session
 
     def describe(self, speed: str) -> str:
@@ -287,6 +293,7 @@ class PanelLive:
             self.view.value = source + paper_cells(position)
         equity = stored["equity"].tail(CURVE_POINTS)
         self.paper_chart.show(equity["ts"].to_list(), equity["equity"].to_list())
+        self.paper_chart.settle()
 
     def emitted_range(self) -> tuple[int | None, int | None]:
         """Open times of the first and last candle the session saw (None, None before any)."""

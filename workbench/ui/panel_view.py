@@ -21,7 +21,7 @@ import polars as pl
 
 from workbench.live.modes import TrainingMode
 from workbench.ui import plots
-from workbench.ui.live_chart import LiveChart
+from workbench.ui.live_chart import LiveChart, save_state
 
 _MARK = "#6a1b9a"  # manual labels
 _EVENT = "#00838f"  # training events
@@ -155,6 +155,7 @@ class PanelChart:
         frame = store.read_ohlcv(symbol, timeframe, first, last)
         self._show(frame.tail(self.candles), f"{symbol} {timeframe}")
         self.caption.value = f"visible range: {symbol} {timeframe}, {frame.height} candles"
+        self.settle()
 
     def draw_backtest(self, store, config, result, label: str) -> None:
         """Draw a backtest's last candles with its signals and its trades (entry→exit)."""
@@ -169,6 +170,12 @@ class PanelChart:
                 slot.update(x=trace.x, y=trace.y, text=trace.text, name=trace.name)
         self.caption.value = (f"backtest {result.backtest_id} of {label}: last "
                               f"{shown.height} candles, {trades.height} trades")
+        self.settle()
+
+    def settle(self) -> None:
+        """Save what is drawn as the state a new view starts from (after a range, a backtest or
+        a session: not per live update, which goes to the views as a delta)."""
+        save_state(self.widget)
 
 
 # -- the status line -----------------------------------------------------------------------------
