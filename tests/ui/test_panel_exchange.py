@@ -11,6 +11,7 @@ import re
 import time
 
 import numpy as np
+import polars as pl
 import pytest
 
 from workbench.data.store import Store
@@ -67,7 +68,6 @@ def test_exchange_session_with_paper_trading_shows_status_position_and_equity(ex
     assert int(cell(view, "backfilled")) >= LIVE_FROM - 100 and cell(view, "lag") != "–"
     assert cell(view, "exchange").startswith("binance via ws")
     assert "wb-paper-view" in view and "(until Stop)" in panel.status.value
-    assert panel.live.paper_chart.box.layout.display is None
     chart = panel.chart.data[0]  # the plotly chart follows the exchange's candles
     assert wait_until(lambda: chart.x[-1] == np.datetime64(last, "ms"), 5) and len(chart.x) == 60
 
@@ -88,9 +88,9 @@ def test_exchange_session_with_paper_trading_shows_status_position_and_equity(ex
     assert cell(view, "unrealised PnL") == human_number(position["unrealised_pnl"])
     assert cell(view, "position") == human_number(position["position"], digits=4)
     assert int(cell(view, "fills")) == stored["fills"].height
-    curve = panel.live.paper_chart.widget.data[0]
-    assert list(curve.y) == stored["equity"]["equity"].to_list()
-    assert len(curve.x) == SERVED - 100
+    curve = next(t for t in panel.chart.data if t.name == "paper equity")  # the equity pane
+    shown = stored["equity"].filter(pl.col("ts") >= int(served["ts"][-60]))  # 60 candles drawn
+    assert list(curve.y) == shown["equity"].to_list() and len(curve.x) == 60
     # the exchange's candles were stored after the slice
     assert store.read_ohlcv(SYM, TF).tail(100).equals(served.slice(100))
 

@@ -43,6 +43,8 @@ class LiveChart:
     max_candles : how many recent candles stay visible (and in memory).
     title : the chart's title.
     overlay : an indicator column drawn over the price (``sma_20``), ``None`` for none.
+    equity_pane : add an equity pane on the same time axis (:meth:`show_equity`), e.g. a
+        session's paper equity.
 
     Attributes
     ----------
@@ -50,13 +52,14 @@ class LiveChart:
     """
 
     def __init__(self, *, max_candles: int = 300, title: str = "",
-                 overlay: str | None = "sma_20"):
+                 overlay: str | None = "sma_20", equity_pane: bool = False):
         if max_candles < 2:
             raise ParameterError(f"max_candles {max_candles} must be at least 2")
         self.max_candles = int(max_candles)
         self.overlay = overlay
         self._candles, self._signals, self._ghost = _EMPTY_CANDLES, _EMPTY_SIGNALS, None
-        fig, _ = plots.pane_layout(["price", "volume"], title=title, height=520)
+        panes = ["price", "volume"] + (["equity"] if equity_pane else [])
+        fig, _ = plots.pane_layout(panes, title=title, height=620 if equity_pane else 520)
         empty = pl.DataFrame({c: [] for c in ("ts", "open", "high", "low", "close", "volume")},
                              schema={"ts": pl.Int64, **{c: pl.Float64 for c in
                                                         ("open", "high", "low", "close",
@@ -72,6 +75,11 @@ class LiveChart:
         fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name=(overlay or "").upper().replace(
             "_", " "), line=dict(width=1.3, color="#3949ab"), visible=overlay is not None),
             row=1, col=1)
+        if equity_pane:
+            fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name="paper equity",
+                                     line=dict(color=plots.EQUITY, width=1.6),
+                                     hovertemplate="equity %{y:,.2f}<extra></extra>"),
+                          row=3, col=1)
         self.widget = go.FigureWidget(fig)
 
     @property
@@ -109,6 +117,17 @@ class LiveChart:
         self._candles, self._signals = candles, signals
         self._ghost = tuple(ghost) if ghost is not None else self._ghost
         self._redraw()
+
+    def show_equity(self, ts, equity) -> None:
+        """Draw ``equity`` over ``ts`` (epoch ms) in the equity pane, from the first candle held
+        on (the panes share one time axis). Raises ParameterError without an equity pane."""
+        if len(self.widget.data) < 7:
+            raise ParameterError("this live chart has no equity pane (equity_pane=False)")
+        ts, equity = np.asarray(ts, dtype=np.int64), np.asarray(equity, dtype=np.float64)
+        if self._candles.shape[0]:
+            keep = ts >= self._candles[0, 0]
+            ts, equity = ts[keep], equity[keep]
+        self.widget.data[6].update(x=plots.to_datetime(ts), y=equity)
 
     def frame(self) -> pl.DataFrame:
         """The candles held (ts, open, high, low, close, volume), oldest first."""

@@ -94,7 +94,8 @@ class ControlPanel:
         self._logbook = PanelLog()
         self.jobs = PanelJobs(self.log, self.tick, self.refresh)
         self._counts: dict[tuple[str, str], int] = {}
-        self.live = PanelLive(self.store, chart_candles * 2, self.log, **source)
+        self.live_chart = PanelChart(chart_candles)
+        self.live = PanelLive(self.store, chart_candles * 2, self.live_chart, **source)
         self._build(symbol, timeframe, model, candles, speed)
         self.refresh()
 
@@ -130,7 +131,6 @@ class ControlPanel:
         self.reasons = w.HTML().add_class("wb-reasons")
         self.status = w.HTML().add_class("wb-status")
         self.progress = w.FloatProgress(value=0, min=0, max=1, description="idle")
-        self.live_chart = PanelChart(self.chart_candles)
         self.chart, self.chart_caption = self.live_chart.widget, self.live_chart.caption
         self.results = w.HTML().add_class("wb-results")
         self.log_output = self._logbook.widget
@@ -149,7 +149,7 @@ class ControlPanel:
             self._row((*LIVE_BUTTONS.values(), Button.BACKTEST, Button.TRAIN, Button.STOP)),
             self._row(_PACE + _LINEAGE), self.manual_box,
             self.reasons, self.status, self.progress, self.live.view, self.chart_caption,
-            self.chart, self.live.paper_chart.box, self.results, w.HTML("<b>log</b>"),
+            self.chart, self.results, w.HTML("<b>log</b>"),
             self.log_output]).add_class("wb-panel")
 
     def _row(self, buttons) -> w.HBox:

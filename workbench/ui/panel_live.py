@@ -11,8 +11,7 @@ panel's ``live`` job and renders each :func:`~workbench.live.live_view.live_view
 * for an exchange, its status: connected, last candle, lag behind the exchange clock,
   backfilled candles, reconnects (and the last network error, if any);
 * with paper trading, the open position, entry and mark price, unrealised PnL, equity and fills,
-  and the paper equity curve in a small plotly ``FigureWidget`` updated in place (at most the
-  broker's ``keep`` recent points: flat memory).
+  and the paper equity curve in the equity pane of the panel's chart (its time axis, in place).
 
 When a session ends its paper rows are flushed (:func:`~workbench.live.live_view.close_session`)
 and the paper view is read back from DuckDB (:func:`~workbench.live.paper.paper_view`), so what
@@ -30,13 +29,10 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import ipywidgets as w
-import plotly.graph_objects as go
 
 from workbench.errors import ParameterError, WorkbenchError
 from workbench.live.live_view import SOURCES
 from workbench.live.modes import TrainingMode
-from workbench.ui import plots
-from workbench.ui.live_chart import save_state
 from workbench.ui.panel_log import PredictionSummary
 from workbench.units import human_duration, human_number, human_time
 
@@ -162,51 +158,20 @@ def paper_cells(position: dict) -> str:
         ("equity", human_number(position["equity"])), ("fills", str(position["fills"]))])
 
 
-class PaperChart:
-    """The paper equity curve: a small ``FigureWidget`` whose one line is replaced in place.
-
-    ``box`` holds it (shown only while paper trading is on: a figure's own ``layout`` is
-    plotly's, which cannot hide the widget).
-    """
-
-    def __init__(self):
-        fig = go.Figure(go.Scatter(x=[], y=[], mode="lines", name="paper equity",
-                                   line=dict(color=plots.EQUITY, width=1.6),
-                                   hovertemplate="equity %{y:,.2f}<extra></extra>"))
-        fig.update_layout(template="plotly_white", height=220, title=dict(
-            text="paper equity", x=0.01, font=dict(size=13)), margin=dict(l=60, r=20, t=40,
-                                                                          b=30),
-            uirevision="keep")
-        self.widget = go.FigureWidget(fig).add_class("wb-paper-equity")
-        self.box = w.Box([self.widget], layout=w.Layout(display="none"))
-        self._key = None
-
-    def show(self, ts, equity) -> None:
-        """Draw ``equity`` over ``ts`` (epoch ms) unless it is what is drawn already."""
-        key = (len(ts), ts[-1] if len(ts) else None, equity[-1] if len(equity) else None)
-        if key != self._key:
-            self._key = key
-            self.widget.data[0].update(x=plots.to_datetime(ts), y=list(equity))
-
-    def settle(self) -> None:
-        """Save the curve drawn as the state a new view starts from (see ``save_state``)."""
-        save_state(self.widget)
-
-
 class PanelLive:
     """The panel's live session on the chosen source, and its exchange and paper views.
 
     Parameters
     ----------
     store : the panel's Store; keep : recent candles the session keeps for the chart.
-    log : the panel's ``log(message)``.
+    chart : the panel's chart (its ``show_equity(ts, equity)`` draws the paper equity).
+    source : the initial choice (:class:`SourceControls`' parameters).
     """
 
-    def __init__(self, store, keep: int, log, **source):
-        self.store, self.keep, self.log = store, keep, log
+    def __init__(self, store, keep: int, chart, **source):
+        self.store, self.keep, self.chart = store, keep, chart
         self.controls = SourceControls(**source)
         self.view = w.HTML().add_class("wb-live-view")
-        self.paper_chart = PaperChart()
         self.run = self.summary = None
 
     @property
@@ -235,9 +200,6 @@ class PanelLive:
         if mode is TrainingMode.MANUAL:
             self.session.pause()
         self.view.value = ""
-        self.paper_chart.box.layout.display = None if choice.paper else "none"
-        self.paper_chart.show([], [])
-        self.paper_chart.settle()
         return self.session
 
     def describe(self, speed: str) -> str:
@@ -279,7 +241,7 @@ class PanelLive:
         if view["paper"] is not None:
             parts.append(paper_cells(view["paper"]))
             curve = view["paper"]["equity_curve"]
-            self.paper_chart.show([t for t, _ in curve], [e for _, e in curve])
+            self.chart.show_equity([t for t, _ in curve], [e for _, e in curve])
         self.view.value = "".join(parts)
 
     def show_stored(self) -> None:
@@ -292,8 +254,7 @@ class PanelLive:
         if position is not None:
             self.view.value = source + paper_cells(position)
         equity = stored["equity"].tail(CURVE_POINTS)
-        self.paper_chart.show(equity["ts"].to_list(), equity["equity"].to_list())
-        self.paper_chart.settle()
+        self.chart.show_equity(equity["ts"].to_numpy(), equity["equity"].to_numpy())
 
     def emitted_range(self) -> tuple[int | None, int | None]:
         """Open times of the first and last candle the session saw (None, None before any)."""

@@ -5,7 +5,10 @@ candles, volume, predicted BUY/SELL, SMA 20 and the ghost candle, updated in pla
 caption. While a session runs it holds the stored candles before the session's first one, then
 appends what each :meth:`LiveSession.snapshot <workbench.live.session.LiveSession.snapshot>`
 adds, so the chart is full from the first candle and its memory stays flat (``candles`` kept).
-Over them it draws what the session learnt from: manual labels (written above their candle),
+A pane below shows the paper equity of a paper-trading session (:meth:`show_equity`; one figure
+for the panel: plotly's widget bundle mixes up several ``FigureWidget`` models on one page, so a
+second figure would leave the first one's updates unseen). Over the candles it draws what the
+session learnt from: manual labels (written above their candle),
 training events (ticks below the window-end candle of each trained frame) and, in pivot mode,
 the pivots confirmed by then (detected on the drawn candles only: nothing after "now"). It
 redraws only when the newest candle or the number of training steps changed. A backtest is
@@ -54,9 +57,8 @@ class PanelChart:
 
     def __init__(self, candles: int):
         self.candles = candles
-        self.chart = LiveChart(max_candles=candles, overlay="sma_20")
+        self.chart = LiveChart(max_candles=candles, overlay="sma_20", equity_pane=True)
         self.widget = self.chart.widget
-        self.widget.layout.height = 460
         self.widget.add_traces(_overlay_traces(), rows=1, cols=1)
         self._slots = self.widget.data[-6:]  # labels, events, pivots, won, lost, open trade
         self.widget.add_class("wb-chart")
@@ -72,6 +74,7 @@ class PanelChart:
                 "ts", "open", "high", "low", "close", "volume"), "signals": signals})
             for slot in self._slots:
                 slot.update(x=[], y=[], text=None)
+            self.chart.show_equity([], [])
             self.widget.layout.title.text = title
 
     def _fill(self, slot, x, y, text=None) -> None:
@@ -140,6 +143,11 @@ class PanelChart:
             f"{events.height} training events"
             + (f", {pivots.height} pivots" if pivots is not None else ""))
 
+    def show_equity(self, ts, equity) -> None:
+        """Draw the paper equity curve (epoch-ms ``ts``) for the candles shown."""
+        with self.widget.batch_update():
+            self.chart.show_equity(ts, equity)
+
     # -- before a session, after a backtest ------------------------------------------------------
     def draw_range(self, store, symbol: str, timeframe: str, candles: int) -> None:
         """Draw the last candles of the picked range, the last ``candles`` of the series (the
@@ -162,9 +170,9 @@ class PanelChart:
         frame = store.read_ohlcv(config.symbol, config.timeframe, config.start, config.end)
         shown = frame.tail(self.candles)
         trades = result.trades.filter(pl.col("entry_ts") >= shown["ts"][0])
-        self._show(shown, f"backtest of {label}: signals and trades",
-                   signals=result.equity.select("ts", "signal"))
-        with self.widget.batch_update():
+        with self.widget.batch_update():  # one message: candles, signals and trades
+            self._show(shown, f"backtest of {label}: signals and trades",
+                       signals=result.equity.select("ts", "signal"))
             for slot, trace in zip(self._slots[3:], plots.trade_traces(
                     trades, int(shown["ts"][-1]), float(shown["close"][-1]))):
                 slot.update(x=trace.x, y=trace.y, text=trace.text, name=trace.name)
