@@ -109,7 +109,7 @@ def test_bad_exchange_input_is_a_message_in_the_panel_not_a_session(ui_db, quick
     panel = ControlPanel(db=str(ui_db), model=quick_model, source="exchange")
     panel.live.controls.exchange.value, panel.live.controls.url.value = exchange, url
     panel.buttons[Button.LIVE_NONE].click()
-    assert panel.session is None and panel.wait_idle(5)
+    assert panel.session is None and panel.slot.live is None and panel.wait_idle(5)
     assert message in html.unescape(panel.live.controls.message.value)
     assert panel.log_lines[-1].split(" ", 1)[1].startswith("live session not started:")
     assert not panel.buttons[Button.LIVE_NONE].disabled  # nothing runs: fix it and start

@@ -270,8 +270,9 @@ class ControlPanel:
             return
         self.stop_event.clear()
         first, last = self._picked_range()
-        handle = self.slot.for_session(self.model.value, self.continue_model.value)
         try:
+            self.live.controls.choice()  # bad source input: said before any model is loaded
+            handle = self.slot.for_session(self.model.value, self.continue_model.value)
             session = self.live.open(handle, self.symbol.value, self.timeframe.value, mode,
                                      first, last, self.speed.value)
         except WorkbenchError as exc:

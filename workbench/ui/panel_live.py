@@ -173,6 +173,7 @@ class PanelLive:
         self.controls = SourceControls(**source)
         self.view = w.HTML().add_class("wb-live-view")
         self.run = self.summary = None
+        self._source = ""  # the exchange status cells last shown
 
     @property
     def session(self):
@@ -237,22 +238,21 @@ class PanelLive:
         from workbench.live.live_view import live_view
 
         view = live_view(self.run)
-        parts = [source_cells(view["source"])] if view["source"] else []
-        if view["paper"] is not None:
-            parts.append(paper_cells(view["paper"]))
-            curve = view["paper"]["equity_curve"]
+        self._source = source_cells(view["source"]) if view["source"] else ""
+        paper = view["paper"]
+        if paper is not None:
+            curve = paper["equity_curve"]
             self.chart.show_equity([t for t, _ in curve], [e for _, e in curve])
-        self.view.value = "".join(parts)
+        self.view.value = self._source + (paper_cells(paper) if paper is not None else "")
 
     def show_stored(self) -> None:
         """Show the paper position and equity curve as DuckDB holds them (after the session)."""
         from workbench.live.paper import paper_view
 
         stored = paper_view(self.store, self.session.session_id)
-        source = self.view.value.split("<div class='wb-paper-view'>")[0]
         position = stored["position"]
         if position is not None:
-            self.view.value = source + paper_cells(position)
+            self.view.value = self._source + paper_cells(position)
         equity = stored["equity"].tail(CURVE_POINTS)
         self.chart.show_equity(equity["ts"].to_numpy(), equity["equity"].to_numpy())
 
