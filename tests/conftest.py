@@ -48,6 +48,41 @@ def eth_store(tmp_store, eth_slice):
     return tmp_store
 
 
+@pytest.fixture
+def exchange_sim(tmp_path):
+    """Start ``workbench exchange-sim`` (its own process, 127.0.0.1, a free port).
+
+    Call ``exchange_sim(candles, symbol, timeframe, *options)`` with a candle frame and the
+    command's options (``--speed``, ``--faults``, ``--start-index``, ...); it returns the base URL
+    the real ccxt client is pointed at. Every simulator started is terminated at teardown.
+    """
+    import subprocess
+    import sys
+
+    procs = []
+
+    def start(candles: pl.DataFrame, symbol: str, timeframe: str, *options) -> str:
+        path = tmp_path / f"exchange-sim-{len(procs)}.parquet"
+        candles.write_parquet(path)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [os.getcwd(), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from workbench.cli import main; main()", "exchange-sim",
+             "--data", str(path), "--symbol", symbol, "--timeframe", timeframe, "--port", "0",
+             *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        procs.append(proc)
+        line = proc.stdout.readline()
+        if not line.startswith("listening on "):
+            proc.kill()
+            raise AssertionError(f"exchange-sim did not start: {line}{proc.stderr.read()}")
+        return line.split()[2]
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(10)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_runs(tmp_path, monkeypatch):
     """Keep run artifacts of every test under its own tmp folder, never in data/runs/."""

@@ -32,31 +32,11 @@ def candles(eth_1m) -> pl.DataFrame:
     return eth_1m.slice(40_000, TOTAL)
 
 
-def start_sim(path, *args) -> tuple[subprocess.Popen, str]:
-    """Start ``workbench exchange-sim`` on a free port; return the process and its base URL."""
-    env = {**os.environ, "PYTHONPATH": os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH",
-                                                                                 "")}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from workbench.cli import main; main()", "exchange-sim",
-         "--data", str(path), "--symbol", SYM, "--timeframe", TF, "--port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    line = proc.stdout.readline()
-    if not line.startswith("listening on "):
-        proc.kill()
-        raise AssertionError(f"exchange-sim did not start: {line}{proc.stderr.read()}")
-    return proc, line.split()[2]
-
-
 @pytest.fixture
-def sim(tmp_path, candles):
+def sim(exchange_sim, candles):
     """The local exchange with every fault on, 3000x real time, live from row LIVE_FROM."""
-    path = tmp_path / "eth_slice.parquet"
-    candles.write_parquet(path)
-    proc, url = start_sim(path, "--speed", "3000x", "--faults", ",".join(FAULTS),
-                          "--start-index", str(LIVE_FROM), "--seed", "7")
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    return exchange_sim(candles, SYM, TF, "--speed", "3000x", "--faults", ",".join(FAULTS),
+                        "--start-index", str(LIVE_FROM), "--seed", "7")
 
 
 class Witness:

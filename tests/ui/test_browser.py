@@ -28,6 +28,11 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 PANEL = "/voila/render/00_control_panel.ipynb"
 IDLE = "button.wb-live_none:not([disabled])"
 LOG = "document.querySelector('.wb-log').innerText"
+CHART = """() => { const d = document.querySelector('.js-plotly-plot');  // the panel's one figure
+  if (!d || !d.data) return null;
+  const x = d.data[0].x; return {candles: x.length, last: String(x[x.length - 1]),
+  title: (d.layout.title && d.layout.title.text) || '', buys: (d.data[2].x || []).length,
+  sells: (d.data[3].x || []).length}; }"""
 NEWEST_LINE_IN_VIEW = """() => { const box = document.querySelector('.wb-log-box');
   const text = box.firstElementChild.getBoundingClientRect(), view = box.getBoundingClientRect();
   return text.bottom <= view.bottom + 1 && text.bottom > view.top; }"""
@@ -93,11 +98,18 @@ def test_live_inference_then_stop_then_backtest(page, ui_db, quick_model):
         assert page.get_by_role("button", name=label, exact=True).is_visible()
     assert not page.get_by_role("button", name="Train on Current Candle (Manual)").is_visible()
     assert f"{quick_model} (saved)" in page.inner_text(".wb-model-status")
+    page.wait_for_function(f"() => ({CHART})() !== null")
+    drawn = page.evaluate(CHART)  # the visible range, drawn by plotly.js in the page
+    assert drawn["candles"] == 120 and drawn["title"] == "ETH/USDT 1m"
 
     page.click("button.wb-live_none")
     page.wait_for_function(
         "() => { const m = /(\\d+) predictions/.exec("
         "document.querySelector('.wb-chart-caption').innerText); return m && +m[1] >= 20; }")
+    # the figure in the page follows the session in place: its candles end at the session's
+    # newest one, not at the range's end (a second FigureWidget on the page once froze it)
+    page.wait_for_function(f"() => {{ const c = ({CHART})(); return c && c.title.includes(' · none')"
+                           f" && c.last < '{drawn['last']}' && c.buys + c.sells > 0; }}")
     wait_log(page, "candles 1-50 ")
     assert page.is_disabled(".wb-pick-symbol select")  # the pickers wait for the session
     assert re.search(r"candle: \d+/600", page.inner_text(".wb-status"))  # 600: the default

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+import polars as pl
 import pytest
 
 from workbench.data.store import Store
@@ -35,7 +37,8 @@ def test_panel_lists_the_model_and_enables_starts(panel, quick_model):
     assert not panel.buttons[Button.LIVE_NONE].disabled
     assert panel.buttons[Button.STOP].disabled and panel.buttons[Button.STOP].tooltip
     assert panel.buttons[Button.MANUAL_TRAIN].layout.display == "none"
-    assert panel.chart.value[:4] == b"\x89PNG"  # the visible range is drawn
+    price = panel.chart.data[0]  # the visible range is drawn: a plotly FigureWidget's candles
+    assert len(price.x) == panel.chart_candles and price.type == "candlestick"
 
 
 def test_live_inference_predicts_updates_chart_and_log_then_stops(panel):
@@ -74,6 +77,14 @@ def test_backtest_visible_chart_fills_the_result_table(panel):
     assert result is not None and "wb-backtest-table" in panel.results.value
     assert f"<td data-key='# Trades'>{result.stats['# Trades']}</td>" in panel.results.value
     assert "Sharpe Ratio" in panel.results.value and "days a year" in panel.results.value
+    # the chart shows the backtest: its last candles and, as entry→exit segments, its trades
+    price = panel.chart.data[0]
+    assert len(price.x) == panel.chart_candles
+    first = int(price.x[0].astype("datetime64[ms]").astype(np.int64))
+    shown = result.trades.filter(pl.col("entry_ts") >= first)
+    segments = [trace for trace in panel.chart.data if "trade" in (trace.name or "")]
+    assert sum(len(t.x) // 3 for t in segments if t.x is not None) == shown.height
+    assert f"{shown.height} trades" in panel.chart_caption.value and shown.height > 0
     first, last = prepare.pick_range(panel.store, "ETH/USDT", "1m", candles=300)
     twin = run_backtest(BacktestConfig(symbol="ETH/USDT", timeframe="1m", start=first, end=last,
                                        model=panel.model.value, persist=False),

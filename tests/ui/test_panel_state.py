@@ -132,3 +132,17 @@ def test_save_reset_and_backtest_current_need_unsaved_steps_and_an_idle_panel():
     live = PanelFacts(live_mode=TrainingMode.NONE, has_model=True, has_candles=True,
                       unsaved_steps=12)
     assert not lineage & enabled(live)
+
+
+def test_an_exchange_source_refuses_manual_and_hides_pause_and_step():
+    """An exchange session follows candles as they close: no pause or step, and the manual
+    mode (which labels a paused replay's current candle) needs the history replay source."""
+    idle = PanelFacts(has_model=True, has_candles=True, exchange=True)
+    assert enabled(idle) == set(STARTS) - {Button.LIVE_MANUAL} | {Button.TRAIN}
+    assert "history replay" in button_states(idle)[Button.LIVE_MANUAL].reason
+    running = PanelFacts(live_mode=TrainingMode.NONE, has_model=True, has_candles=True,
+                         exchange=True)
+    assert not {Button.PAUSE, Button.RESUME, Button.STEP} & visible(running)
+    assert Button.STOP in enabled(running)
+    busy = button_states(running)[Button.LIVE_MANUAL]  # busy wins over the source's reason
+    assert not busy.enabled and "press Stop first" in busy.reason

@@ -12,6 +12,8 @@ import asyncio
 
 from workbench.errors import LiveSourceError, NotFoundError
 
+STOP_CHECK_S = 0.1  # how often a wait on the socket looks whether the feed was stopped
+
 
 async def _close_watch(task: asyncio.Task | None) -> None:
     if task is not None and not task.done():
@@ -37,6 +39,24 @@ def _on_update(feed, client, candles: list) -> None:
         feed.push_closed(feed.fetch_closed(expected, newest_open).rows())
 
 
+async def _wait(feed, task: asyncio.Task, seconds: float) -> bool:
+    """Wait up to ``seconds`` for ``task``; True when it finished.
+
+    ``feed.done()`` is looked at every :data:`STOP_CHECK_S`, so a stop (the panel's Stop
+    button, Ctrl-C) ends the watch at once instead of after a silent ``poll_s``.
+    """
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while not feed.done():
+        left = end - loop.time()
+        if left <= 0:
+            return False
+        finished, _ = await asyncio.wait({task}, timeout=min(STOP_CHECK_S, left))
+        if finished:
+            return True
+    return task.done()
+
+
 async def watch_loop(feed, client) -> None:
     """Follow ``feed``'s series on ``client`` until ``feed.done()``; closes the client."""
     import ccxt
@@ -46,9 +66,8 @@ async def watch_loop(feed, client) -> None:
         while not feed.done():
             if task is None:
                 task = asyncio.ensure_future(client.watch_ohlcv(feed.symbol, feed.timeframe))
-            finished, _ = await asyncio.wait({task}, timeout=cfg.poll_s)
-            if not finished:  # silent socket: make sure no close was missed
-                feed.catch_up()
+            if not await _wait(feed, task, cfg.poll_s):  # silent socket: no close missed?
+                feed.catch_up()  # (returns at once after a stop)
                 continue
             try:
                 candles = task.result()

@@ -1,4 +1,8 @@
-"""Pure plot functions: each takes data and returns a matplotlib ``Figure``.
+"""Static plot functions: each takes data and returns a matplotlib ``Figure`` (or writes a PNG).
+
+Interactive charts (the control panel's live chart, report pages) are plotly, in
+:mod:`workbench.ui.plots` and :mod:`workbench.ui.live_chart`; matplotlib stays for static
+exports such as ``overview.png`` and the training curves of notebook 02.
 
 The functions build figures with :class:`matplotlib.figure.Figure` directly (no ``pyplot`` state),
 so they are safe under the Agg backend, in worker threads, in papermill runs and in Voila. A
@@ -183,10 +187,7 @@ def _recent_candles(store_or_frame, symbol: str, timeframe: str, days: float) ->
     return frame.filter(pl.col("ts") >= frame["ts"][-1] - days * _MS_PER_DAY)
 
 
-# -- notebooks and control panel: curves, equity, trades, predictions, ghost candle ---
-_GHOST = "#9e9e9e"
-
-
+# -- notebooks: training curves ----------------------------------------------------------------
 def plot_metric_curves(epochs: list[dict], metrics=("loss", "acc", "rmse"),
                        title: str = "", *, figsize=(14, 3.5)) -> Figure:
     """Plot train/val curves per epoch, one panel per metric (``train_<m>`` and ``val_<m>``).
@@ -207,155 +208,4 @@ def plot_metric_curves(epochs: list[dict], metrics=("loss", "acc", "rmse"),
         if ax.lines:
             ax.legend(fontsize=8)
     fig.suptitle(title)
-    return fig
-
-
-def plot_equity(equity: pl.DataFrame, title: str = "", *, figsize=(14, 5)) -> Figure:
-    """Plot a backtest's equity curve (ts, equity) with its drawdown below."""
-    fig = Figure(figsize=figsize, dpi=100, layout="constrained")
-    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
-    x = _x(equity["ts"].to_numpy())
-    top.plot(x, equity["equity"].to_numpy(), color="#1565c0", linewidth=1.2)
-    top.set_ylabel("equity")
-    top.set_title(title)
-    dd = equity["drawdown"].to_numpy() if "drawdown" in equity.columns else np.zeros(len(x))
-    bottom.fill_between(x, -100 * dd, 0, color=_DOWN, alpha=0.5)
-    bottom.set_ylabel("drawdown %")
-    for ax in (top, bottom):
-        ax.grid(True, color="#e0e0e0")
-    bottom.xaxis_date()
-    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(bottom.xaxis.get_major_locator()))
-    return fig
-
-
-def pad_future(frame: pl.DataFrame, step_ms: int, rows: int = 1) -> pl.DataFrame:
-    """Return ``frame`` with ``rows`` future rows (ts advanced by ``step_ms``, OHLCV NaN)."""
-    last = int(frame["ts"][-1])
-    future = pl.DataFrame({"ts": [last + step_ms * (i + 1) for i in range(rows)]},
-                          schema={"ts": frame.schema["ts"]})
-    return pl.concat([frame, future], how="diagonal").with_columns(
-        [pl.col(c).fill_null(float("nan")) for c in frame.columns if c != "ts"])
-
-
-def _draw_ghost(ax, ts: int, ghost: dict, width: float) -> None:
-    """Draw the predicted next candle as a hollow, dashed candle at ``ts``."""
-    x = _x([ts])[0]
-    o, h, lo, c = (float(ghost[k]) for k in ("open", "high", "low", "close"))
-    ax.vlines(x, lo, h, colors=_GHOST, linestyles="dashed", linewidth=1.0, zorder=3)
-    ax.bar(x, max(abs(c - o), 1e-9), bottom=min(o, c), width=width, fill=False,
-           edgecolor=_UP if c >= o else _DOWN, linestyle="--", linewidth=1.2, zorder=4,
-           label="ghost (predicted next candle)")
-
-
-def plot_candles_with_signals(frame: pl.DataFrame, *, trades: pl.DataFrame | None = None,
-                              predictions: pl.DataFrame | None = None, ghost: dict | None = None,
-                              step_ms: int | None = None, title: str = "",
-                              pivots: pl.DataFrame | None = None,
-                              marks: pl.DataFrame | None = None, figsize=(14, 6)) -> Figure:
-    """Plot candles with predicted signals, trades and the ghost candle.
-
-    Parameters
-    ----------
-    frame : candles (ts, open, high, low, close).
-    trades : optional trades (entry_ts, entry_price, exit_ts, exit_price, side).
-    predictions : optional per-candle predictions (ts, signal in {-1, 0, 1}); BUY/SELL are
-        marked below/above the candle.
-    ghost : optional predicted next candle (open, high, low, close); drawn on a NaN-padded
-        future row one ``step_ms`` after the last candle.
-    pivots : optional confirmed pivots (as for :func:`plot_candles_with_pivots`).
-    marks : optional events (ts, kind, text): ``manual`` labels are written above their candle,
-        any other kind (training events) is a small tick below it.
-
-    Raises
-    ------
-    ParameterError : when ``frame`` has no rows.
-    """
-    if frame.height == 0:
-        raise ParameterError("plot_candles_with_signals needs at least one candle")
-    ts = frame["ts"].to_numpy()
-    step = step_ms or (int(np.median(np.diff(ts))) if ts.shape[0] > 1 else 60_000)
-    padded = pad_future(frame.select("ts", "open", "high", "low", "close"), step)
-    fig = Figure(figsize=figsize, dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    _draw_candles(ax, frame)
-    span = float(frame["high"].max() - frame["low"].min()) or 1.0
-    if predictions is not None and predictions.height:
-        _draw_predictions(ax, frame, predictions, span * 0.02)
-    if trades is not None and trades.height:
-        _draw_trades(ax, trades)
-    if pivots is not None and pivots.height:
-        _draw_pivots(ax, pivots, span * 0.012)
-    if marks is not None and marks.height:
-        _draw_marks(ax, frame, marks, span * 0.05)
-    width = _candle_width_days(ts)
-    if ghost is not None:
-        _draw_ghost(ax, int(padded["ts"][-1]), ghost, width)
-    ax.set_xlim(_x(ts[:1])[0] - width, _x(padded["ts"][-1:])[0] + width)
-    ax.set_title(title)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper left", fontsize=8)
-    return fig
-
-
-def _draw_predictions(ax, frame: pl.DataFrame, predictions: pl.DataFrame, offset: float) -> None:
-    joined = predictions.join(frame.select("ts", "high", "low"), on="ts", how="inner")
-    for value, column, sign, marker, colour, label in (
-            (1, "low", -1, "^", _UP, "predicted BUY"), (-1, "high", 1, "v", _DOWN,
-                                                        "predicted SELL")):
-        sel = joined.filter(pl.col("signal") == value)
-        if sel.height:
-            ax.scatter(_x(sel["ts"].to_numpy()), sel[column].to_numpy() + sign * offset,
-                       marker=marker, s=18, color=colour, alpha=0.8, zorder=5, label=label)
-
-
-def _draw_marks(ax, frame: pl.DataFrame, marks: pl.DataFrame, offset: float) -> None:
-    """Manual labels as text above their candle, other events as ticks below it."""
-    joined = marks.join(frame.select("ts", "high", "low"), on="ts", how="inner")
-    manual = joined.filter(pl.col("kind") == "manual")
-    for t, high, text in manual.select("ts", "high", "text").rows():
-        ax.annotate(text, (_x([t])[0], high + offset), ha="center", fontsize=9,
-                    fontweight="bold", color="#6a1b9a", zorder=7)
-    if manual.height:
-        ax.scatter(_x(manual["ts"].to_numpy()), manual["high"].to_numpy() + offset * 0.6,
-                   marker="*", s=90, color="#6a1b9a", zorder=7,
-                   label=f"manual label ({manual.height})")
-    events = joined.filter(pl.col("kind") != "manual")
-    if events.height:
-        ax.scatter(_x(events["ts"].to_numpy()), events["low"].to_numpy() - offset,
-                   marker="|", s=60, color="#00838f", zorder=5,
-                   label=f"training event ({events.height})")
-
-
-def _draw_trades(ax, trades: pl.DataFrame) -> None:
-    for side, marker, colour in (("long", "^", "#1b5e20"), ("short", "v", "#b71c1c")):
-        sel = trades.filter(pl.col("side") == side)
-        if sel.height:
-            ax.scatter(_x(sel["entry_ts"].to_numpy()), sel["entry_price"].to_numpy(),
-                       marker=marker, s=70, color=colour, edgecolors="black", zorder=6,
-                       label=f"{side} entry ({sel.height})")
-    closed = trades.filter(pl.col("exit_ts").is_not_null())
-    if closed.height:
-        ax.scatter(_x(closed["exit_ts"].to_numpy()), closed["exit_price"].to_numpy(), marker="x",
-                   s=50, color="black", zorder=6, label=f"exit ({closed.height})")
-
-
-def plot_calibration(calibration: pl.DataFrame, title: str = "", *, figsize=(6, 5)) -> Figure:
-    """Plot realised accuracy against mean confidence per bucket, one line per model version.
-
-    ``calibration`` has columns model_version, mean_confidence, accuracy, n (the ledger summary).
-    """
-    fig = Figure(figsize=figsize, dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
-    for version in sorted(set(calibration["model_version"].to_list())):
-        sel = calibration.filter(pl.col("model_version") == version).sort("mean_confidence")
-        ax.plot(sel["mean_confidence"].to_numpy(), sel["accuracy"].to_numpy(), "-o",
-                markersize=4, label=f"v{version}")
-    ax.set_xlabel("confidence")
-    ax.set_ylabel("realised accuracy")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.grid(True, color="#e0e0e0")
-    ax.legend(fontsize=8)
-    ax.set_title(title)
     return fig

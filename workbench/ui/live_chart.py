@@ -43,6 +43,8 @@ class LiveChart:
     max_candles : how many recent candles stay visible (and in memory).
     title : the chart's title.
     overlay : an indicator column drawn over the price (``sma_20``), ``None`` for none.
+    equity_pane : add an equity pane on the same time axis (:meth:`show_equity`), e.g. a
+        session's paper equity.
 
     Attributes
     ----------
@@ -50,13 +52,14 @@ class LiveChart:
     """
 
     def __init__(self, *, max_candles: int = 300, title: str = "",
-                 overlay: str | None = "sma_20"):
+                 overlay: str | None = "sma_20", equity_pane: bool = False):
         if max_candles < 2:
             raise ParameterError(f"max_candles {max_candles} must be at least 2")
         self.max_candles = int(max_candles)
         self.overlay = overlay
         self._candles, self._signals, self._ghost = _EMPTY_CANDLES, _EMPTY_SIGNALS, None
-        fig, _ = plots.pane_layout(["price", "volume"], title=title, height=520)
+        panes = ["price", "volume"] + (["equity"] if equity_pane else [])
+        fig, _ = plots.pane_layout(panes, title=title, height=620 if equity_pane else 520)
         empty = pl.DataFrame({c: [] for c in ("ts", "open", "high", "low", "close", "volume")},
                              schema={"ts": pl.Int64, **{c: pl.Float64 for c in
                                                         ("open", "high", "low", "close",
@@ -72,6 +75,11 @@ class LiveChart:
         fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name=(overlay or "").upper().replace(
             "_", " "), line=dict(width=1.3, color="#3949ab"), visible=overlay is not None),
             row=1, col=1)
+        if equity_pane:
+            fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name="paper equity",
+                                     line=dict(color=plots.EQUITY, width=1.6),
+                                     hovertemplate="equity %{y:,.2f}<extra></extra>"),
+                          row=3, col=1)
         self.widget = go.FigureWidget(fig)
 
     @property
@@ -95,7 +103,9 @@ class LiveChart:
                     ghost)
 
     def show_snapshot(self, snapshot: dict) -> None:
-        """Draw a :meth:`LiveSession.snapshot` (candles, signals, ghost), replacing what is held."""
+        """Draw a :meth:`LiveSession.snapshot` (candles, signals, ghost), replacing what is held
+        (a snapshot without a ghost clears the one drawn)."""
+        self._ghost = None
         self._store(_rows(snapshot.get("candles"), 6, "candles"),
                     _rows(snapshot.get("signals"), 2, "signals"), snapshot.get("ghost"))
 
@@ -108,12 +118,28 @@ class LiveChart:
         self._ghost = tuple(ghost) if ghost is not None else self._ghost
         self._redraw()
 
+    def show_equity(self, ts, equity) -> None:
+        """Draw ``equity`` over ``ts`` (epoch ms) in the equity pane, from the first candle held
+        on (the panes share one time axis). Raises ParameterError without an equity pane."""
+        if len(self.widget.data) < 7:
+            raise ParameterError("this live chart has no equity pane (equity_pane=False)")
+        ts, equity = np.asarray(ts, dtype=np.int64), np.asarray(equity, dtype=np.float64)
+        if self._candles.shape[0]:
+            keep = ts >= self._candles[0, 0]
+            ts, equity = ts[keep], equity[keep]
+        self.widget.data[6].update(x=plots.to_datetime(ts), y=equity)
+
+    def frame(self) -> pl.DataFrame:
+        """The candles held (ts, open, high, low, close, volume), oldest first."""
+        return pl.DataFrame(self._candles, schema=["ts", "open", "high", "low", "close",
+                                                   "volume"],
+                            orient="row").with_columns(pl.col("ts").cast(pl.Int64))
+
     def _redraw(self) -> None:
         c = self._candles
         if not c.shape[0]:
             return
-        frame = pl.DataFrame(c, schema=["ts", "open", "high", "low", "close", "volume"],
-                             orient="row").with_columns(pl.col("ts").cast(pl.Int64))
+        frame = self.frame()
         signals = pl.DataFrame(self._signals, schema=["ts", "signal"], orient="row") \
             .with_columns(pl.col("ts").cast(pl.Int64), pl.col("signal").cast(pl.Int8))
         price, volume = plots.candle_traces(frame)
@@ -129,9 +155,25 @@ class LiveChart:
                                close=[cl])
                 band, label = plots.ghost_marks(int(ts), float(h), plots.step_of(c[:, 0]))
                 self.widget.layout.shapes, self.widget.layout.annotations = [band], [label]
+            else:
+                data[4].update(x=[], open=[], high=[], low=[], close=[])
+                self.widget.layout.shapes, self.widget.layout.annotations = [], []
             if self.overlay:
                 with_sma = plots.with_indicators(frame, [self.overlay])
                 data[5].update(x=price.x, y=with_sma[self.overlay].to_numpy())
+
+
+def save_state(widget: go.FigureWidget) -> None:
+    """Make ``widget``'s synced state (what a new view starts from) its current figure.
+
+    A ``FigureWidget`` sends changes to the views that exist as deltas, and refreshes the state a
+    new view starts from (``_widget_data``, ``_widget_layout``) only when it is displayed on its
+    own. Inside a box (the control panel) every later view (a Voila page, a report's static
+    snapshot) would start from the figure as it was built; call this when the figure settles.
+    """
+    figure = widget.to_dict()
+    with widget.hold_sync():  # one message
+        widget._widget_data, widget._widget_layout = figure["data"], figure["layout"]
 
 
 def _values(trace) -> dict:

@@ -6,9 +6,12 @@ Model, Train on Current Candle (Manual) with BUY/SELL/HOLD (visible only while a
 runs), Stop, Pause / Resume / Step one candle (during a session; a manual session starts paused,
 so "label the current candle" names a candle that stays put), and the lineage buttons Save as
 run, Reset to saved and Backtest current model. Pickers choose the model (completed runs),
-symbol, timeframe, range (the last N candles: the "visible chart") and replay speed; every picker
-is a fixed list of choices, so no viewer input is ever evaluated, and all are disabled while work
-runs, so the chart always shows the picked series.
+symbol, timeframe, range (the last N candles: the "visible chart"), replay speed and the source
+(history replay or an exchange, with paper trading on or off: :mod:`workbench.ui.panel_live`);
+the pickers are fixed lists of choices and the exchange id and URL are validated text, so no
+viewer input is ever evaluated; all are disabled while work runs, so the chart always shows the
+picked series. The chart is a plotly ``FigureWidget`` updated in place
+(:mod:`workbench.ui.panel_view`).
 
 Which weights run is explicit (:mod:`workbench.ui.panel_model`): a session starts from the saved
 weights of the picked run unless "continue the current model" is ticked; the model line says
@@ -18,13 +21,13 @@ warned about; a series shorter than its window refuses every start with the reas
 Threads
 -------
 Widgets are created on the kernel's main thread. Long work runs in background threads
-(``live-*``, ``backtest``, ``train``) and one ``panel-ticker`` thread, which polls the running work
-twice a second and only *sets widget traits* (an ``Image``'s bytes, an ``HTML``'s text, a
-progress value, ``disabled``, the log's HTML); none of them uses ``with output:`` capture,
-which ipykernel 7 routes per thread. Stop sets a
-:class:`threading.Event` and asks each running piece of work to end at its next step; the
-ticker waits on an event that Stop and the end of every job set, so the panel is idle again as
-soon as the work has ended (a paced replay's wait is itself interruptible).
+(``live-*``, ``backtest``, ``train``) and one ``panel-ticker`` thread
+(:mod:`workbench.ui.panel_jobs`), which polls the running work twice a second and only *sets
+widget traits* (a figure's traces, an ``HTML``'s text, a progress value, ``disabled``, the log's
+HTML); none of them uses ``with output:`` capture, which ipykernel 7 routes per thread. Stop sets a :class:`threading.Event` and
+asks each running piece of work to end at its next step; the ticker waits on an event that Stop
+and the end of every job set, so the panel is idle again as soon as the work has ended (a paced
+replay's wait and an exchange's websocket wait are themselves interruptible).
 
 Which buttons are enabled, and the reason shown when one is not, comes from the pure state
 machine :mod:`workbench.ui.panel_state`.
@@ -32,7 +35,6 @@ machine :mod:`workbench.ui.panel_state`.
 from __future__ import annotations
 
 import threading
-import time
 
 import ipywidgets as w
 import polars as pl
@@ -40,19 +42,19 @@ import polars as pl
 from workbench.actions import ACTIONS
 from workbench.backtest.stats import format_stats
 from workbench.errors import WorkbenchError
-from workbench.jobs import CallableJob
 from workbench.live.modes import TrainingMode
 from workbench.ui import prepare
-from workbench.ui.panel_log import PanelLog, PredictionSummary, hhmm
+from workbench.ui.panel_jobs import PanelJobs
+from workbench.ui.panel_live import PanelLive
+from workbench.ui.panel_log import PanelLog, hhmm
 from workbench.ui.panel_model import ModelSlot
-from workbench.ui.panel_view import (LiveChart, lock_status, session_status, stats_table,
+from workbench.ui.panel_view import (PanelChart, lock_status, session_status, stats_table,
                                      training_status)
 from workbench.ui.panel_state import (LABELS, LIVE_BUTTONS, Activity, Button, PanelFacts,
                                       button_states)
 
 RANGES = (300, 600, 1500, 3000)  # "last N candles" choices of the range picker
 SPEEDS = ("300x", "60x", "600x", "1x", "max")
-TICK_S = 0.5  # how often the ticker refreshes the view while work runs
 _STYLES = {Button.LIVE_NONE: "success", Button.LIVE_PIVOTS: "info",
            Button.LIVE_EVERY_CANDLE: "primary", Button.LIVE_MANUAL: "warning",
            Button.BACKTEST: "warning", Button.TRAIN: "primary", Button.MANUAL_TRAIN: "warning",
@@ -72,29 +74,28 @@ class ControlPanel:
     candles : initial range (last N candles); speed : initial replay pace.
     chart_candles : candles drawn on the live chart.
     train_epochs, train_windows : size of a "Train Model" run (kept small for a dashboard).
+    source : the initial source choice, ``source`` ("replay" or "exchange"), ``exchange`` (a
+        ccxt id), ``url`` (a base URL, "" for the exchange's own) and ``paper`` (paper trading
+        on or off); see :mod:`workbench.ui.panel_live`.
     """
 
     def __init__(self, db: str = "", symbol: str = "ETH/USDT", timeframe: str = "1m",
                  model: str = "", candles: int = 600, speed: str = "300x",
-                 chart_candles: int = 120, train_epochs: int = 1, train_windows: int = 1000):
+                 chart_candles: int = 120, train_epochs: int = 1, train_windows: int = 1000,
+                 **source):
         self.store = prepare.open_store(db)
         self.chart_candles, self.train_epochs = chart_candles, train_epochs
         self.train_windows = train_windows
         self.stop_event = threading.Event()
         self.slot = ModelSlot(self.store.path)
-        self.session = self.summary = None
         self.last_backtest = None
-        self._threads: dict[str, CallableJob] = {}
         self._run_handle = None
         self._manual_busy = False
-        self._stopping = False
         self._logbook = PanelLog()
-        self._wake = threading.Event()  # set by Stop and by the end of every job
-        self._ended: dict[str, threading.Event] = {}  # set when a job's work has ended
-        self._settle_guard = threading.Lock()
-        self._ticker: threading.Thread | None = None
-        self._ticker_guard = threading.Lock()
+        self.jobs = PanelJobs(self.log, self.tick, self.refresh)
         self._counts: dict[tuple[str, str], int] = {}
+        self.live_chart = PanelChart(chart_candles)
+        self.live = PanelLive(self.store, chart_candles * 2, self.live_chart, **source)
         self._build(symbol, timeframe, model, candles, speed)
         self.refresh()
 
@@ -130,8 +131,7 @@ class ControlPanel:
         self.reasons = w.HTML().add_class("wb-reasons")
         self.status = w.HTML().add_class("wb-status")
         self.progress = w.FloatProgress(value=0, min=0, max=1, description="idle")
-        self.live_chart = LiveChart(self.chart_candles)
-        self.chart, self.chart_caption = self.live_chart.image, self.live_chart.caption
+        self.chart, self.chart_caption = self.live_chart.widget, self.live_chart.caption
         self.results = w.HTML().add_class("wb-results")
         self.log_output = self._logbook.widget
         self._refresh_models(model)
@@ -139,15 +139,18 @@ class ControlPanel:
             getattr(self, name).add_class(f"wb-pick-{name}")
         for picker in (self.symbol, self.timeframe, self.model, self.range):
             picker.observe(self._on_pick, names="value")
+        self.live.controls.source.observe(lambda _c: self.refresh(), names="value")
         self._wire()
         self.widget = w.VBox([
             w.HTML("<h3>Workbench control panel</h3>"),
             w.HBox([self.model, self.symbol, self.timeframe]), w.HBox([self.range, self.speed]),
             w.HBox([self.model_status, self.continue_model]), self.mismatch,
+            self.live.controls.box,
             self._row((*LIVE_BUTTONS.values(), Button.BACKTEST, Button.TRAIN, Button.STOP)),
             self._row(_PACE + _LINEAGE), self.manual_box,
-            self.reasons, self.status, self.progress, self.chart_caption, self.chart,
-            self.results, w.HTML("<b>log</b>"), self.log_output]).add_class("wb-panel")
+            self.reasons, self.status, self.progress, self.live.view, self.chart_caption,
+            self.chart, self.results, w.HTML("<b>log</b>"),
+            self.log_output]).add_class("wb-panel")
 
     def _row(self, buttons) -> w.HBox:
         return w.HBox([self.buttons[b] for b in buttons], layout=w.Layout(flex_flow="row wrap"))
@@ -168,11 +171,7 @@ class ControlPanel:
         return series["timeframe"].to_list()
 
     def _refresh_models(self, prefer: str = "") -> None:
-        from workbench.train.models import known_models
-        from workbench.train.runs import list_runs
-
-        runs = [r["run_id"] for r in list_runs(self.store.path) if r.get("status") == "completed"
-                and r.get("model_type") in known_models()]
+        runs = [r["run_id"] for r in prepare.completed_runs(self.store.path)]
         current = prefer or self.model.value
         self.model.options = runs
         self.model.value = current if current in runs else (runs[0] if runs else None)
@@ -188,10 +187,10 @@ class ControlPanel:
             self._draw_range()
 
     # -- state -----------------------------------------------------------------------------------
-    def _alive(self, name: str) -> bool:
-        """True while the job ``name`` works (its thread may still be winding down after)."""
-        job, ended = self._threads.get(name), self._ended.get(name)
-        return job is not None and job.is_alive() and not ended.is_set()
+    @property
+    def session(self):
+        """The running (or last) live session, None before the first."""
+        return self.live.session
 
     def _candle_count(self) -> int:
         key = (self.symbol.value, self.timeframe.value)
@@ -203,17 +202,18 @@ class ControlPanel:
 
     def facts(self) -> PanelFacts:
         """Describe the panel's situation for :func:`button_states`."""
-        live = self._alive("live") and self.session is not None
+        live = self.jobs.alive("live") and self.session is not None
         run_id, symbol, tf = self.model.value, self.symbol.value, self.timeframe.value
         return PanelFacts(
-            live_mode=self.session.mode if live else None, training=self._alive("train"),
-            backtest=self._alive("backtest"), stopping=self._stopping,
+            live_mode=self.session.mode if live else None, training=self.jobs.alive("train"),
+            backtest=self.jobs.alive("backtest"), stopping=self.jobs.stopping,
             has_model=bool(run_id), has_candles=self._candle_count() > 0,
             has_current_candle=live and self.session.counts["predictions"] > 0,
             manual_step_running=self._manual_busy,
             paused=live and self.session.state == "paused",
             unsaved_steps=self.slot.unsaved_steps(run_id),
-            refusal=self.slot.refusal(run_id, symbol, tf, self._candle_count()))
+            refusal=self.slot.refusal(run_id, symbol, tf, self._candle_count()),
+            exchange=self.live.controls.exchange_chosen)
 
     def refresh(self) -> None:
         """Apply the state machine to the buttons and pickers (trait sets only: any thread)."""
@@ -230,7 +230,7 @@ class ControlPanel:
         self.manual_action.disabled = not manual.enabled
         busy = facts.activity is not Activity.IDLE
         for picker in (self.symbol, self.timeframe, self.model, self.range, self.speed,
-                       self.continue_model):
+                       self.continue_model, *self.live.controls.pickers):
             picker.disabled = busy
         why = [f"<li><b>{LABELS[b]}</b>: {s.reason}</li>" for b, s in states.items()
                if s.visible and not s.enabled and b not in _LINEAGE]
@@ -256,77 +256,53 @@ class ControlPanel:
         return prepare.pick_range(self.store, self.symbol.value, self.timeframe.value,
                                   candles=self.range.value)
 
-    def _spawn(self, name: str, target) -> None:
-        def report(exc: Exception) -> None:  # shown in the log, never kills the kernel
-            self.log(f"{name}: {exc}" if isinstance(exc, WorkbenchError)
-                     else f"{name} failed: {type(exc).__name__}: {exc}")
-
-        ended = threading.Event()
-
-        def finished() -> None:  # the panel is idle again now, not at the ticker's next poll
-            ended.set()
-            self._settle()
-            self._wake.set()
-            self.refresh()
-
-        job = CallableJob(f"panel-{name}", target, on_error=report, on_finish=finished)
-        self._threads[name], self._ended[name] = job, ended
-        job.start()
-        self.refresh()
-        self._ensure_ticker()
-
     # -- actions ---------------------------------------------------------------------------------
     def start_live(self, mode: TrainingMode) -> None:
-        """Start a live session in ``mode`` on the picked model, series, range and speed.
+        """Start a live session in ``mode`` on the picked model and source.
 
-        The session's model is the picked run's saved weights, unless "continue the current
-        session's model" is ticked and there are unsaved ones. A manual session starts paused:
-        Step advances one candle, so a label names a candle that stays put.
+        A history replay covers the picked series and range at the picked speed; an exchange
+        session follows the exchange until Stop (:mod:`workbench.ui.panel_live`). The session's
+        model is the picked run's saved weights, unless "continue the current session's model"
+        is ticked and there are unsaved ones. A manual session starts paused: Step advances one
+        candle, so a label names a candle that stays put. Bad source input is shown, not raised.
         """
-        from workbench.live.session import LiveSession, SessionConfig
-
         if not button_states(self.facts())[LIVE_BUTTONS[mode]].enabled:
             return
         self.stop_event.clear()
         first, last = self._picked_range()
-        handle = self.slot.for_session(self.model.value, self.continue_model.value)
-        self.session = LiveSession(handle, self.store, self.symbol.value, self.timeframe.value,
-                                   mode, first, last, self.speed.value,
-                                   config=SessionConfig(ledger=True, keep=self.chart_candles * 2))
-        self.slot.started(self.session, first, last)
-        self.summary = PredictionSummary()
-        self.session.add_update_hook(self.summary)
-        if mode is TrainingMode.MANUAL:
-            self.session.pause()
-        self.live_chart.start(self.store, self.session, last, self.range.value)
+        try:
+            self.live.controls.choice()  # bad source input: said before any model is loaded
+            handle = self.slot.for_session(self.model.value, self.continue_model.value)
+            session = self.live.open(handle, self.symbol.value, self.timeframe.value, mode,
+                                     first, last, self.speed.value)
+        except WorkbenchError as exc:
+            self.log(f"live session not started: {exc}")
+            return
+        self.slot.started(session, first, last)
+        self.live_chart.start(self.store, session)
         self.results.value = ""
         self._logbook.clear()
-        self.log(f"live session {self.session.session_id}: mode {mode.value}, model "
-                 f"{self.slot.label(self.model.value)}, {self.range.value} candles at "
-                 f"{self.speed.value}" + (" (paused: Step or Resume)"
-                                          if mode is TrainingMode.MANUAL else ""))
-        self._spawn("live", self._run_live)
+        self.log(f"live session {session.session_id}: mode {mode.value}, model "
+                 f"{self.slot.label(self.model.value)}, {self.live.describe(self.speed.value)}")
+        self.jobs.spawn("live", self._run_live)
 
     def _run_live(self) -> None:
-        session = self.session
         try:
-            stats = session.run()
+            stats = self.live.run_to_end()
         finally:
-            self._drain_summary()  # every prediction line before the end line
+            self.live.drain(self.log)  # every prediction line before the end line
+        if self.live.controls.exchange_chosen:  # the lineage range: the candles it saw
+            self.slot.live_meta["range"] = self.live.emitted_range()
         self.log(f"session ended ({stats['state']}): {stats['candles']} candles, "
                  f"{stats['predictions']} predictions, {stats['training_steps']} training steps, "
                  f"equity {stats['pnl']['equity']:.2f}; model {self.slot.label(self.model.value)}")
-
-    def _drain_summary(self) -> None:
-        for line in self.summary.drain() if self.summary is not None else ():
-            self.log(line)
 
     def _pace(self, button: Button, action: str, message: str = "") -> None:
         if self.session is not None and button_states(self.facts())[button].enabled:
             getattr(self.session, action)()
             if message:
                 self.log(message)
-            self._wake.set()
+            self.jobs.wake()
 
     def pause(self) -> None:
         """Pause the live session after the candle being processed."""
@@ -358,7 +334,7 @@ class ControlPanel:
             finally:
                 self._manual_busy = False
 
-        self._spawn("manual", step)
+        self.jobs.spawn("manual", step)
 
     def start_backtest(self, current: bool = False) -> None:
         """Backtest the picked model on the visible range (inference only, no weight change).
@@ -380,7 +356,7 @@ class ControlPanel:
                                 persist=handle is None)
         self._logbook.clear()
         self.log(f"backtest of {label} on {self.range.value} candles")
-        self._spawn("backtest", lambda: self._run_backtest(config, handle, label))
+        self.jobs.spawn("backtest", lambda: self._run_backtest(config, handle, label))
 
     def _run_backtest(self, config, handle, label: str) -> None:
         from workbench.backtest.engine import PHASES, run_backtest
@@ -431,7 +407,7 @@ class ControlPanel:
                                           max_windows=self.train_windows)
             self._run_handle = start_training(config, db=self.store.path)
         self.log(f"training run {self._run_handle.run_id} started")
-        self._spawn("train", self._wait_training)
+        self.jobs.spawn("train", self._wait_training)
 
     def _wait_training(self) -> None:
         record = self._run_handle.wait()
@@ -465,59 +441,20 @@ class ControlPanel:
     def stop(self) -> None:
         """Ask everything running to stop at its next step (a Stop button press)."""
         self.stop_event.set()
-        self._stopping = True
+        self.jobs.stopping = True
         if self.session is not None:
             self.session.stop(wait=False)
         if self._run_handle is not None:
             self._run_handle.stop()
         self.log("stop requested")
         self.refresh()
-        self._wake.set()
-        self._ensure_ticker()
+        self.jobs.request_stop()
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """Wait until no work runs (for notebooks run headless and tests)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self._busy() and not self._stopping and self._ticker is None:
-                return True
-            time.sleep(0.02)
-        return False
+        return self.jobs.wait_idle(timeout)
 
-    # -- the ticker: polls running work and updates the view -------------------------------------
-    def _busy(self) -> bool:
-        return any(self._alive(name) for name in list(self._threads))
-
-    def _settle(self) -> None:
-        """End a Stop once nothing works any more (from the last job's end or the ticker)."""
-        with self._settle_guard:
-            if self._stopping and not self._busy():
-                self._stopping = False
-                self.log("stopped")
-
-    def _ensure_ticker(self) -> None:
-        with self._ticker_guard:
-            if self._ticker is None:
-                self._ticker = threading.Thread(target=self._tick_loop, name="panel-ticker",
-                                                daemon=True)
-                self._ticker.start()
-
-    def _tick_loop(self) -> None:
-        while True:
-            busy = self._busy()
-            self._settle()
-            try:
-                self.tick()
-            except Exception as exc:  # noqa: BLE001 - the view must keep updating
-                self.log(f"view update failed: {type(exc).__name__}: {exc}")
-            with self._ticker_guard:  # exit only if no work or stop arrived meanwhile
-                if not busy and not self._busy() and not self._stopping:
-                    self._ticker = None
-                    break
-            self._wake.wait(TICK_S)
-            self._wake.clear()
-        self.refresh()
-
+    # -- the view: refreshed by the ticker while work runs -----------------------------------------
     def tick(self) -> None:
         """Refresh status, progress, chart and log from the running work (one poll)."""
         self.refresh()
@@ -526,37 +463,32 @@ class ControlPanel:
         if self.session is not None:
             parts += self._session_status()
         if self._run_handle is not None:
-            parts += self._training_status()
+            training, done = training_status(self._run_handle)
+            parts += training
+            if self.jobs.alive("train"):
+                self.progress.description, self.progress.value = "epochs", done
         parts.append(f"<b>lock</b>: {lock_status(self.slot.live)}")
         self.status.value = " &nbsp;|&nbsp; ".join(parts)
-        if activity is Activity.IDLE:
+        if activity is Activity.IDLE:  # the ticker's last poll: the figure has settled
             self.progress.description, self.progress.value = "idle", 0.0
+            self.live_chart.settle()
 
     def _session_status(self) -> list[str]:
         snap = self.session.snapshot()
-        if self.summary is not None and self._alive("live"):
-            self._drain_summary()
+        if self.jobs.alive("live"):
+            self.live.drain(self.log)
+            self.live.show()
         self.live_chart.update(snap, self.slot.label(self.model.value))
-        parts, done = session_status(self.session, snap, self._alive("live"))
-        if self._alive("live"):
-            self.progress.description, self.progress.value = "candles", done
-        return parts
-
-    def _training_status(self) -> list[str]:
-        parts, done = training_status(self._run_handle)
-        if self._alive("train"):
-            self.progress.description, self.progress.value = "epochs", done
+        parts, done = session_status(self.session, snap, self.jobs.alive("live"))
+        if self.jobs.alive("live"):
+            self.progress.description = "candles" if done is not None else "following"
+            self.progress.value = done if done is not None else 0.0
         return parts
 
     def _draw_range(self) -> None:
         """Draw the picked range's last candles (the chart before anything runs)."""
-        try:
-            first, last = self._picked_range()
-        except WorkbenchError as exc:
-            self.live_chart.caption.value = str(exc)
-            return
         self.live_chart.draw_range(self.store, self.symbol.value, self.timeframe.value,
-                                   first, last)
+                                   self.range.value)
 
     def show(self):
         """Draw the initial chart and return the widget (the notebook's last expression)."""

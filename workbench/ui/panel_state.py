@@ -14,6 +14,9 @@ Rules (the six training/inference modes plus Stop):
   manual session runs, and enabled once that session has a current candle.
 * Stop is enabled while anything runs, and disabled while a stop is in progress.
 * Pause is enabled while a live session runs; Resume and Step (one candle) while it is paused.
+* An exchange session follows candles as the exchange closes them: it cannot pause or step
+  (Stop ends it), and the manual mode, which labels a paused replay's current candle, needs
+  the history replay source.
 * A series shorter than the model's window (``refusal``) blocks every live start and the
   backtest, with that reason.
 * "Save as run", "Reset to saved" and "Backtest current model" need unsaved training steps and
@@ -104,6 +107,7 @@ class PanelFacts:
     paused: bool = False
     unsaved_steps: int = 0
     refusal: str = ""  # why no session can run on the picked series ('' when one can)
+    exchange: bool = False  # the source is an exchange (the running session follows one)
 
     @property
     def activity(self) -> Activity:
@@ -173,8 +177,8 @@ def _stop_state(facts: PanelFacts) -> ButtonState:
 
 
 def _pace_states(facts: PanelFacts) -> dict[Button, ButtonState]:
-    if facts.live_mode is None or facts.stopping:
-        hidden = ButtonState(False, False, "only during a live session")
+    if facts.live_mode is None or facts.stopping or facts.exchange:
+        hidden = ButtonState(False, False, "only during a live session over history")
         return {Button.PAUSE: hidden, Button.RESUME: hidden, Button.STEP: hidden}
     if facts.paused:
         return {Button.PAUSE: ButtonState(True, False, "paused: Resume or Step"),
@@ -191,6 +195,10 @@ def _lineage_states(facts: PanelFacts) -> dict[Button, ButtonState]:
             Button.BACKTEST_CURRENT: _enabled_unless(none or busy)}
 
 
+_MANUAL_NEEDS_REPLAY = ("manual training labels the current candle of a paused replay: pick "
+                        "the history replay source")
+
+
 def _enabled_unless(reason: str) -> ButtonState:
     return ButtonState(True, not reason, reason)
 
@@ -199,6 +207,8 @@ def button_states(facts: PanelFacts) -> dict[Button, ButtonState]:
     """Return the state of every button for ``facts`` (see the module docstring for the rules)."""
     live = _enabled_unless(_needs(facts, model=True))
     states = {button: live for button in LIVE_BUTTONS.values()}
+    if facts.exchange and live.enabled:
+        states[Button.LIVE_MANUAL] = ButtonState(True, False, _MANUAL_NEEDS_REPLAY)
     states[Button.BACKTEST] = _enabled_unless(_needs(facts, model=True))
     states[Button.TRAIN] = _enabled_unless(_train_reason(facts))
     states[Button.MANUAL_TRAIN] = _manual_state(facts)

@@ -1,52 +1,102 @@
 """The control panel's chart: the picked range, a live session as it runs, a backtest's result.
 
-:class:`LiveChart` owns the chart ``Image`` and its caption. While a session runs it draws the
-stored candles up to the session's newest close (full from the first candle on), the predicted
-signals, the ghost candle, and what the session learnt from: manual labels (written above their
-candle), training events (ticks below the window-end candle of each trained frame) and, in pivot
-mode, the pivots confirmed by then (detected on the drawn candles only: nothing after "now").
-It redraws only when the newest candle or the number of training steps changed.
+:class:`PanelChart` owns one plotly ``FigureWidget`` (:class:`workbench.ui.live_chart.LiveChart`:
+candles, volume, predicted BUY/SELL, SMA 20 and the ghost candle, updated in place) and its
+caption. While a session runs it holds the stored candles before the session's first one, then
+appends what each :meth:`LiveSession.snapshot <workbench.live.session.LiveSession.snapshot>`
+adds, so the chart is full from the first candle and its memory stays flat (``candles`` kept).
+A pane below shows the paper equity of a paper-trading session (:meth:`show_equity`; one figure
+for the panel: plotly's widget bundle mixes up several ``FigureWidget`` models on one page, so a
+second figure would leave the first one's updates unseen). Over the candles it draws what the
+session learnt from: manual labels (written above their candle),
+training events (ticks below the window-end candle of each trained frame) and, in pivot mode,
+the pivots confirmed by then (detected on the drawn candles only: nothing after "now"). It
+redraws only when the newest candle or the number of training steps changed. A backtest is
+drawn on the same widget: its last candles, signals and trades as entry→exit segments.
+Static exports (overview.png) stay with matplotlib in :mod:`workbench.ui.charts`.
 """
 from __future__ import annotations
 
-import io
-
 import ipywidgets as w
+import numpy as np
+import plotly.graph_objects as go
 import polars as pl
 
 from workbench.live.modes import TrainingMode
-from workbench.ui import charts
+from workbench.ui import plots
+from workbench.ui.live_chart import LiveChart, save_state
+
+_MARK = "#6a1b9a"  # manual labels
+_EVENT = "#00838f"  # training events
+_EMPTY_TRADES = pl.DataFrame(schema={"entry_ts": pl.Int64, "exit_ts": pl.Int64,
+                                     "entry_price": pl.Float64, "exit_price": pl.Float64,
+                                     "is_open": pl.Boolean, "pnl": pl.Float64,
+                                     "side": pl.String, "return_pct": pl.Float64})
 
 
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=72)
-    return buf.getvalue()
+def _overlay_traces() -> list[go.Scatter]:
+    """The panel's traces over :class:`LiveChart`'s: labels, events, pivots, three trade kinds."""
+    return [go.Scatter(x=[], y=[], mode="markers+text", name="manual label",
+                       textposition="top center", textfont=dict(color=_MARK, size=11),
+                       marker=dict(symbol="star", size=11, color=_MARK)),
+            go.Scatter(x=[], y=[], mode="markers", name="training event",
+                       marker=dict(symbol="line-ns", size=9, color=_EVENT,
+                                   line=dict(width=1.6, color=_EVENT))),
+            go.Scatter(x=[], y=[], mode="markers", name="pivots (confirmed)",
+                       marker=dict(size=10, color="#424242", line=dict(width=1.5))),
+            *plots.trade_traces(_EMPTY_TRADES, 0, 0.0)]
 
 
-class LiveChart:
-    """The panel's chart widget and caption (trait sets only: safe from any thread)."""
+class PanelChart:
+    """The panel's chart widget and caption (trait sets only: safe from any thread).
+
+    Attributes
+    ----------
+    widget : the ``FigureWidget``; caption : an ``HTML`` saying what is drawn.
+    """
 
     def __init__(self, candles: int):
         self.candles = candles
-        self.image = w.Image(format="png", layout=w.Layout(width="100%")).add_class("wb-chart")
+        self.chart = LiveChart(max_candles=candles, overlay="sma_20", equity_pane=True)
+        self.widget = self.chart.widget
+        self.widget.add_traces(_overlay_traces(), rows=1, cols=1)
+        self._slots = self.widget.data[-6:]  # labels, events, pivots, won, lost, open trade
+        self.widget.add_class("wb-chart")
         self.caption = w.HTML().add_class("wb-chart-caption")
         self.session = None
-        self._frame: pl.DataFrame | None = None
         self._drawn = (0, 0)
 
-    def start(self, store, session, last_ts: int, range_candles: int) -> None:
-        """Follow ``session``: load the stored candles the chart shows as it advances."""
+    # -- what is drawn ---------------------------------------------------------------------------
+    def _show(self, frame: pl.DataFrame, title: str, signals=None) -> None:
+        """Replace the candles (and signals) held; clear every overlay; set the title."""
+        with self.widget.batch_update():
+            self.chart.show_snapshot({"candles": frame.select(
+                "ts", "open", "high", "low", "close", "volume"), "signals": signals})
+            for slot in self._slots:
+                slot.update(x=[], y=[], text=None)
+            self.chart.show_equity([], [])
+            self.widget.layout.title.text = title
+
+    def _fill(self, slot, x, y, text=None) -> None:
+        slot.update(x=plots.to_datetime(x) if len(x) else [], y=y, text=text)
+
+    # -- a live session --------------------------------------------------------------------------
+    def start(self, store, session) -> None:
+        """Follow ``session``: draw the stored candles before its first one."""
         self.session, self._drawn = session, (0, 0)
-        self._frame = store.read_ohlcv(session.symbol, session.timeframe, None, last_ts).tail(
-            range_candles + self.candles)
+        last_history = int(session.series.ts[session.feed.last_index]) \
+            if session.feed.last_index >= 0 else None
+        frame = store.read_ohlcv(session.symbol, session.timeframe, None, last_history).tail(
+            self.candles) if last_history is not None else store.read_ohlcv(
+            session.symbol, session.timeframe).head(0)
+        self._show(frame, f"{session.symbol} {session.timeframe} · {session.mode}")
 
     def invalidate(self) -> None:
         """Redraw at the next :meth:`update` (a manual label was added)."""
         self._drawn = (0, 0)
 
     def update(self, snap: dict, label: str) -> None:
-        """Redraw from a session snapshot when its newest candle or training steps changed."""
+        """Append a session snapshot's news when its newest candle or training steps changed."""
         key = (snap["candles"][-1][0] if snap["candles"] else 0,
                self.session.counts["training_steps"])
         if snap["candles"] and key != self._drawn:
@@ -67,44 +117,73 @@ class LiveChart:
     def _draw(self, snap: dict, label: str) -> None:
         from workbench.features.pivots import pivots_from_frame
 
-        now = snap["candles"][-1][0]
-        frame = self._frame.filter(pl.col("ts") <= now).tail(self.candles)
-        preds = pl.DataFrame(snap["signals"], schema=["ts", "signal"], orient="row")
-        ghost = dict(zip(["ts", "open", "high", "low", "close"], snap["ghost"])) \
-            if snap["ghost"] else None
-        pivots = None
-        if self.session.mode is TrainingMode.PIVOTS_ONLY:  # confirmed by now: no lookahead
-            pivots = pivots_from_frame(frame, snap["timeframe"])
-        marks = self.marks()
-        self.image.value = _png(charts.plot_candles_with_signals(
-            frame, predictions=preds, ghost=ghost, pivots=pivots, marks=marks,
-            title=f"{snap['symbol']} {snap['timeframe']} · {snap['mode']} · {label}"))
-        shown = marks.filter(pl.col("ts") >= frame["ts"][0])
+        with self.widget.batch_update():
+            self.chart.append(snap["candles"], snap["signals"], snap["ghost"])
+            frame = self.chart.frame()
+            shown = self.marks().join(frame.select("ts", "high", "low"), on="ts", how="inner")
+            pad = float(frame["high"].max() - frame["low"].min()) * 0.04
+            manual = shown.filter(pl.col("kind") == "manual")
+            events = shown.filter(pl.col("kind") != "manual")
+            self._fill(self._slots[0], manual["ts"], manual["high"].to_numpy() + pad,
+                       manual["text"].to_list())
+            self._fill(self._slots[1], events["ts"], events["low"].to_numpy() - pad)
+            pivots = None
+            if self.session.mode is TrainingMode.PIVOTS_ONLY:  # confirmed by now: no lookahead
+                pivots = pivots_from_frame(frame, snap["timeframe"])
+                self._slots[2].update(marker_symbol=np.where(
+                    pivots["pivot_type"].str.ends_with("H").to_numpy(), "triangle-down-open",
+                    "triangle-up-open"))
+                self._fill(self._slots[2], pivots["ts"], pivots["price"].to_numpy())
+            self.widget.layout.title.text = (f"{snap['symbol']} {snap['timeframe']} · "
+                                             f"{snap['mode']} · {label}")
         n_pred = len([p for p in snap["predictions"] if p["ts"] >= frame["ts"][0]])
-        n_manual = shown.filter(pl.col("kind") == "manual").height
         self.caption.value = (
             f"live chart: {frame.height} candles, {n_pred} predictions, ghost candle "
-            f"{'shown' if ghost else 'pending'}, {n_manual} manual labels, "
-            f"{shown.height - n_manual} training events"
+            f"{'shown' if snap['ghost'] else 'pending'}, {manual.height} manual labels, "
+            f"{events.height} training events"
             + (f", {pivots.height} pivots" if pivots is not None else ""))
 
-    def draw_range(self, store, symbol: str, timeframe: str, first: int, last: int) -> None:
-        """Draw the picked range's last candles (the chart before anything runs)."""
+    def show_equity(self, ts, equity) -> None:
+        """Draw the paper equity curve (epoch-ms ``ts``) for the candles shown."""
+        with self.widget.batch_update():
+            self.chart.show_equity(ts, equity)
+
+    # -- before a session, after a backtest ------------------------------------------------------
+    def draw_range(self, store, symbol: str, timeframe: str, candles: int) -> None:
+        """Draw the last candles of the picked range, the last ``candles`` of the series (the
+        chart before anything runs); the caption says why when there are none."""
+        from workbench.errors import WorkbenchError
+        from workbench.ui.prepare import pick_range
+
+        try:
+            first, last = pick_range(store, symbol, timeframe, candles=candles)
+        except WorkbenchError as exc:
+            self.caption.value = str(exc)
+            return
         frame = store.read_ohlcv(symbol, timeframe, first, last)
-        self.image.value = _png(charts.plot_candles_with_signals(
-            frame.tail(self.candles), title=f"{symbol} {timeframe}"))
+        self._show(frame.tail(self.candles), f"{symbol} {timeframe}")
         self.caption.value = f"visible range: {symbol} {timeframe}, {frame.height} candles"
+        self.settle()
 
     def draw_backtest(self, store, config, result, label: str) -> None:
-        """Draw a backtest's last candles with its signals and trades."""
+        """Draw a backtest's last candles with its signals and its trades (entry→exit)."""
         frame = store.read_ohlcv(config.symbol, config.timeframe, config.start, config.end)
         shown = frame.tail(self.candles)
-        self.image.value = _png(charts.plot_candles_with_signals(
-            shown, trades=result.trades.filter(pl.col("entry_ts") >= shown["ts"][0]),
-            predictions=result.equity.select("ts", "signal"),
-            title=f"backtest of {label}: signals and trades"))
+        trades = result.trades.filter(pl.col("entry_ts") >= shown["ts"][0])
+        with self.widget.batch_update():  # one message: candles, signals and trades
+            self._show(shown, f"backtest of {label}: signals and trades",
+                       signals=result.equity.select("ts", "signal"))
+            for slot, trace in zip(self._slots[3:], plots.trade_traces(
+                    trades, int(shown["ts"][-1]), float(shown["close"][-1]))):
+                slot.update(x=trace.x, y=trace.y, text=trace.text, name=trace.name)
         self.caption.value = (f"backtest {result.backtest_id} of {label}: last "
-                              f"{shown.height} candles")
+                              f"{shown.height} candles, {trades.height} trades")
+        self.settle()
+
+    def settle(self) -> None:
+        """Save what is drawn as the state a new view starts from (after a range, a backtest or
+        a session: not per live update, which goes to the views as a delta)."""
+        save_state(self.widget)
 
 
 # -- the status line -----------------------------------------------------------------------------
@@ -118,18 +197,22 @@ def lock_status(handle) -> str:
     return f"held by {holder.operation} of {holder.session}{waiting}"
 
 
-def session_status(session, snap: dict, alive: bool) -> tuple[list[str], float]:
-    """The status parts of a live session and the fraction of its candles replayed."""
+def session_status(session, snap: dict, alive: bool) -> tuple[list[str], float | None]:
+    """The status parts of a live session and the fraction of its candles replayed (None for
+    a session that follows an exchange until stopped)."""
     pnl = session.pnl.summary()
-    done, total = session.counts["candles"], session.feed.end_index - session.feed.start_index
+    feed, done = session.feed, session.counts["candles"]
+    total = feed.end_index - feed.start_index if hasattr(feed, "end_index") else None
     # a replay run in the caller's thread reports "idle" until it ends; ours runs in "live"
     state = "running" if alive and snap["state"] == "idle" else snap["state"]
     return [f"<b>session</b>: {snap['mode']} ({state})",
-            f"<b>candle</b>: {done}/{total}",
+            f"<b>candle</b>: {done}/{total}" if total is not None
+            else f"<b>candle</b>: {done} (until Stop)",
             f"<b>predictions</b>: {session.counts['predictions']}",
             f"<b>training steps</b>: {session.counts['training_steps']}",
             f"<b>PnL</b>: equity {pnl['equity']:.2f} ({pnl['return_pct']:+.3f}%)",
-            f"<b>model</b>: v{snap['model_version']}"], done / max(total, 1)
+            f"<b>model</b>: v{snap['model_version']}"], \
+        None if total is None else done / max(total, 1)
 
 
 def training_status(run_handle) -> tuple[list[str], float]:

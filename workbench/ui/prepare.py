@@ -133,22 +133,26 @@ def latest_model(symbol: str | None = None, timeframe: str | None = None,
     ``db`` is the database whose runs folder is searched (runs live beside their database).
     """
     from workbench.runs import read_run, report_run
-    from workbench.train.models import known_models
-    from workbench.train.runs import list_runs
 
     pinned = report_run(db)  # the run chosen for reports (``workbench runs pin``) comes first
     if pinned and _matches(read_run(pinned, db), symbol, timeframe, model_type):
         return pinned
-    # run.json carries symbol, timeframe and model type; price-model (TF) runs share the runs
-    # folder and are skipped by their model type
-    for run in list_runs(db):
-        if run.get("status") != "completed":
-            continue
-        if run.get("model_type") not in known_models():
-            continue
-        if _matches(run, symbol, timeframe, model_type):
-            return run["run_id"]
-    return None
+    # run.json carries symbol, timeframe and model type
+    return next((run["run_id"] for run in completed_runs(db)
+                 if _matches(run, symbol, timeframe, model_type)), None)
+
+
+def completed_runs(db=None) -> list[dict]:
+    """The ``run.json`` of every completed run of a model type this package trains, newest first.
+
+    Price-model (TF) runs share the runs folder and are skipped by their model type.
+    """
+    from workbench.train.models import known_models
+    from workbench.train.runs import list_runs
+
+    known = known_models()
+    return [run for run in list_runs(db)
+            if run.get("status") == "completed" and run.get("model_type") in known]
 
 
 def quick_config(store, symbol: str, timeframe: str, *, start: int | None = None,

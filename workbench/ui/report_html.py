@@ -36,6 +36,8 @@ class _Snapshot:
         if model is None or depth > 30:
             return ""
         name, st = model.get("model_name", ""), model.get("state", {})
+        if self._hidden(st):  # a hidden widget (a button shown only in some state) stays hidden
+            return ""
         if name in ("HTMLModel", "HTMLMathModel"):
             return f"<div>{st.get('value', '')}</div>"
         if name in ("LabelModel", "TextModel", "TextareaModel"):
@@ -48,11 +50,16 @@ class _Snapshot:
             return self._image(model)
         if name == "OutputModel":
             return "".join(self._output(o) for o in st.get("outputs", []))
-        if name == "FigureModel" or "_data" in st:
-            return self.plotly_html({"data": st.get("_data", []), "layout": st.get("_layout", {})})
+        if name == "FigureModel" or "_data" in st or "_widget_data" in st:  # plotly < 6, >= 6
+            return self.plotly_html({"data": st.get("_widget_data", st.get("_data", [])),
+                                     "layout": st.get("_widget_layout", st.get("_layout", {}))})
         children = "".join(self.render(c, depth + 1) for c in st.get("children", []))
         flow = "row" if name == "HBoxModel" else "column"
         return f"<div style='display:flex;flex-direction:{flow};gap:4px'>{children}</div>"
+
+    def _hidden(self, st: dict) -> bool:
+        layout = self.models.get(str(st.get("layout", "")).removeprefix("IPY_MODEL_"), {})
+        return layout.get("state", {}).get("display") == "none"
 
     @staticmethod
     def _choice(st: dict) -> str:
