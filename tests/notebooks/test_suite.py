@@ -85,6 +85,9 @@ def test_backtest_trade_count_equals_the_cli(suite, suite_env):
     assert cli["stats"]["# Trades"] == rec["trades"]
     assert cli["stats"]["Equity Final [$]"] - cli["cash"] == pytest.approx(rec["pnl"])
     assert cli["stats"] == rec["stats"]  # the notebook's statistics block is the CLI's
+    # the baselines beside it: every one, the same draws, the same verdict as the CLI's
+    assert rec["baselines_verdict"] == cli["baselines"]["verdict"]
+    assert rec["model_percentile"] == cli["baselines"]["random_entries"]["model_percentile"]
 
 
 def test_price_model_and_panel_notebooks_recorded_values(suite):
