@@ -123,8 +123,22 @@ def running_dashboard(log_path: Path, env: dict | None = None, names=None,
             dashboard.stop(proc, state_dir)
 
 
-#: JavaScript run after navigation: ms from navigation start until Voila shows the cells
-FIRST_PAINT_JS = "() => performance.now()"
+#: installed before a page's own scripts: notes, in the animation frame that first shows Voila's
+#: cells, the ms since navigation (a probe after the fact would wait for whatever script then
+#: holds the main thread and count it as paint time)
+PAINT_PROBE_JS = """(() => {
+  const probe = () => {
+    const cells = document.getElementById('rendered_cells');
+    if (cells && cells.getBoundingClientRect().height > 0
+        && getComputedStyle(cells).visibility !== 'hidden'
+        && getComputedStyle(cells).display !== 'none') {
+      window.__wbFirstPaint = performance.now();
+      return;
+    }
+    requestAnimationFrame(probe);
+  };
+  requestAnimationFrame(probe);
+})();"""
 
 
 def open_page(tab, url: str, timeout_ms: int = 120_000) -> float:
@@ -133,6 +147,8 @@ def open_page(tab, url: str, timeout_ms: int = 120_000) -> float:
     Voila keeps ``#rendered_cells`` hidden behind a spinner until every output and widget is
     rendered, so its becoming visible is the page's first meaningful paint.
     """
+    tab.add_init_script(PAINT_PROBE_JS)
     tab.goto(url, wait_until="commit", timeout=timeout_ms)
     tab.wait_for_selector("#rendered_cells", state="visible", timeout=timeout_ms)
-    return tab.evaluate(FIRST_PAINT_JS) / 1000.0
+    tab.wait_for_function("() => window.__wbFirstPaint !== undefined", timeout=timeout_ms)
+    return tab.evaluate("() => window.__wbFirstPaint") / 1000.0
