@@ -1,6 +1,7 @@
 """The Voila dashboard: settings, the explicit notebook list, and a real server that refuses code."""
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -291,54 +292,51 @@ def test_comm_open_for_an_unknown_module_sends_no_traceback(cli_dashboard):
     assert any(m.get("msg_type") == "kernel_info_reply" for m in alive)
 
 
-def test_kernel_of_a_tab_gone_without_goodbye_is_culled(tmp_path):
-    """A page fetched and never connected (a crashed tab) leaves a kernel; culling ends it."""
-    from tests.ui.voila_server import free_port, kernel_count, wait_http, wait_kernels
+@contextlib.contextmanager
+def _one_page_dashboard(tmp_path, **cull):
+    """Yield ``(base_url, process, pooled_kernel)`` of a dashboard serving one tiny page."""
+    import psutil
+
+    from tests.ui.voila_server import free_port, wait_http, wait_kernels
 
     make_notebook(tmp_path / "nbs" / "page.ipynb", 'title = "t"  # a title', "x = 1")
     port = free_port()
     with open(tmp_path / "voila.log", "w") as log:
         proc, state = dashboard.launch(port, names=["page"], notebooks_dir=tmp_path / "nbs",
-                                       log_file=log, cull_idle_timeout=4, cull_interval=2)
+                                       log_file=log, **cull)
         try:
             base = f"http://127.0.0.1:{port}"
             wait_http(base + "/", proc)
             assert wait_kernels(proc, 1) == 1  # the preheated one
-            import psutil
-
-            served = psutil.Process(proc.pid).children()[0]
-            urllib.request.urlopen(base + "/voila/render/page.ipynb", timeout=120).read()
-            served.wait(timeout=60)  # culled: gone, although its page never said goodbye
-            assert wait_kernels(proc, 1, deadline_s=60) == 1, kernel_count(proc)  # pool refilled
+            yield base, proc, psutil.Process(proc.pid).children()[0]
         finally:
             dashboard.stop(proc, state)
+
+
+def test_kernel_of_a_tab_gone_without_goodbye_is_culled(tmp_path):
+    """A page fetched and never connected (a crashed tab) leaves a kernel; culling ends it."""
+    from tests.ui.voila_server import kernel_count, wait_kernels
+
+    with _one_page_dashboard(tmp_path, cull_idle_timeout=4, cull_interval=2) as (base, proc,
+                                                                                   served):
+        urllib.request.urlopen(base + "/voila/render/page.ipynb", timeout=120).read()
+        served.wait(timeout=60)  # culled: gone, although its page never said goodbye
+        assert wait_kernels(proc, 1, deadline_s=60) == 1, kernel_count(proc)  # pool refilled
 
 
 def test_a_long_pooled_kernel_is_not_culled_under_the_page_it_was_handed_to(tmp_path):
     """A preheated kernel idle for longer than the cull timeout, then handed to a page, gets a
     full timeout for the page to connect (it was culled within a cull interval, so a page whose
     scripts loaded slowly met a dead kernel: "widget model not found", 404s)."""
-    from tests.ui.voila_server import free_port, kernel_count, wait_http, wait_kernels
+    from tests.ui.voila_server import kernel_count, wait_kernels
 
-    make_notebook(tmp_path / "nbs" / "page.ipynb", 'title = "t"  # a title', "x = 1")
-    port = free_port()
-    with open(tmp_path / "voila.log", "w") as log:
-        proc, state = dashboard.launch(port, names=["page"], notebooks_dir=tmp_path / "nbs",
-                                       log_file=log, cull_idle_timeout=8, cull_interval=1)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_http(base + "/", proc)
-            assert wait_kernels(proc, 1) == 1  # the preheated one
-            import psutil
-
-            pooled = psutil.Process(proc.pid).children()[0]
-            time.sleep(10)  # the pooled kernel is now idle for longer than the timeout
-            urllib.request.urlopen(base + "/voila/render/page.ipynb", timeout=120).read()
-            time.sleep(5)  # five cull rounds while the page would be connecting
-            assert pooled.is_running(), "the handed-out kernel was culled under its page"
-            assert wait_kernels(proc, 1, deadline_s=60) == 1, kernel_count(proc)  # then culled
-        finally:
-            dashboard.stop(proc, state)
+    with _one_page_dashboard(tmp_path, cull_idle_timeout=8, cull_interval=1) as (base, proc,
+                                                                                   pooled):
+        time.sleep(10)  # the pooled kernel is now idle for longer than the timeout
+        urllib.request.urlopen(base + "/voila/render/page.ipynb", timeout=120).read()
+        time.sleep(5)  # five cull rounds while the page would be connecting
+        assert pooled.is_running(), "the handed-out kernel was culled under its page"
+        assert wait_kernels(proc, 1, deadline_s=60) == 1, kernel_count(proc)  # then culled
 
 
 def test_report_copies_are_read_only_and_the_panel_is_not(tmp_path):
