@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 
 from tests.ui.voila_server import running_voila
+from workbench.backtest.stats import STATS_KEYS
 from workbench.data.store import Store
 from workbench.paths import NOTEBOOKS_DIR, REPORTS_DIR
 from workbench.runs import read_run
@@ -33,6 +34,9 @@ CHART = """() => { const d = document.querySelector('.js-plotly-plot');  // the 
   const x = d.data[0].x; return {candles: x.length, last: String(x[x.length - 1]),
   title: (d.layout.title && d.layout.title.text) || '', buys: (d.data[2].x || []).length,
   sells: (d.data[3].x || []).length}; }"""
+CHART_TRADES = """() => { const d = document.querySelector('.js-plotly-plot');
+  const counts = d.data.map(t => /trades? \\((\\d+)\\)$/.exec(t.name || '')).filter(m => m);
+  return {candles: d.data[0].x.length, trades: counts.reduce((n, m) => n + Number(m[1]), 0)}; }"""
 NEWEST_LINE_IN_VIEW = """() => { const box = document.querySelector('.wb-log-box');
   const text = box.firstElementChild.getBoundingClientRect(), view = box.getBoundingClientRect();
   return text.bottom <= view.bottom + 1 && text.bottom > view.top; }"""
@@ -131,6 +135,16 @@ def test_live_inference_then_stop_then_backtest(page, ui_db, quick_model):
     stored = Store(ui_db).backtests()
     row = stored.filter(stored["backtest_id"] == backtest_id)
     assert row.height == 1 and int(row["n_trades"][0]) == trades
+    keys = page.eval_on_selector_all(".wb-backtest-table td[data-key]",
+                                     "cells => cells.map(c => c.dataset.key)")
+    assert set(STATS_KEYS) <= set(keys)  # the whole statistics block, backtesting.py's keys
+    # the chart shows the backtest: its last 120 candles and, as segments, the trades among them
+    page.wait_for_function(f"() => {{ const c = ({CHART})(); return c && c.title.includes('backtest'); }}")
+    drawn = page.evaluate(CHART_TRADES)
+    caption = page.inner_text(".wb-chart-caption")
+    shown = int(re.search(r"(\d+) trades", caption).group(1))
+    assert drawn["candles"] == 120 and drawn["trades"] == shown, (drawn, caption)
+    assert shown <= trades
     page.screenshot(path=str(REPORTS_DIR / "voila_control_panel_backtest.png"), full_page=True)
 
 
