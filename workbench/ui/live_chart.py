@@ -80,6 +80,7 @@ class LiveChart:
                                      line=dict(color=plots.EQUITY, width=1.6),
                                      hovertemplate="equity %{y:,.2f}<extra></extra>"),
                           row=3, col=1)
+        fig.update_xaxes(type="date")  # a time axis even while a pane is still empty
         self.widget = go.FigureWidget(fig)
 
     @property
@@ -118,9 +119,10 @@ class LiveChart:
         self._ghost = tuple(ghost) if ghost is not None else self._ghost
         self._redraw()
 
-    def show_equity(self, ts, equity) -> None:
+    def show_equity(self, ts, equity, name: str | None = None) -> None:
         """Draw ``equity`` over ``ts`` (epoch ms) in the equity pane, from the first candle held
-        on (the panes share one time axis). Raises ParameterError without an equity pane."""
+        on (the panes share one time axis); ``name`` renames the curve in the legend. Raises
+        ParameterError without an equity pane."""
         if len(self.widget.data) < 7:
             raise ParameterError("this live chart has no equity pane (equity_pane=False)")
         ts, equity = np.asarray(ts, dtype=np.int64), np.asarray(equity, dtype=np.float64)
@@ -128,6 +130,8 @@ class LiveChart:
             keep = ts >= self._candles[0, 0]
             ts, equity = ts[keep], equity[keep]
         self.widget.data[6].update(x=plots.to_datetime(ts), y=equity)
+        if name is not None:
+            self.widget.data[6].name = name
 
     def frame(self) -> pl.DataFrame:
         """The candles held (ts, open, high, low, close, volume), oldest first."""

@@ -65,6 +65,7 @@ class PanelChart:
         self.caption = w.HTML().add_class("wb-chart-caption")
         self.session = None
         self._drawn = (0, 0)
+        self._paper = False  # the equity pane shows paper equity (else the session's own)
 
     # -- what is drawn ---------------------------------------------------------------------------
     def _show(self, frame: pl.DataFrame, title: str, signals=None) -> None:
@@ -83,7 +84,7 @@ class PanelChart:
     # -- a live session --------------------------------------------------------------------------
     def start(self, store, session) -> None:
         """Follow ``session``: draw the stored candles before its first one."""
-        self.session, self._drawn = session, (0, 0)
+        self.session, self._drawn, self._paper = session, (0, 0), False
         last_history = int(session.series.ts[session.feed.last_index]) \
             if session.feed.last_index >= 0 else None
         frame = store.read_ohlcv(session.symbol, session.timeframe, None, last_history).tail(
@@ -136,6 +137,9 @@ class PanelChart:
                 self._fill(self._slots[2], pivots["ts"], pivots["price"].to_numpy())
             self.widget.layout.title.text = (f"{snap['symbol']} {snap['timeframe']} · "
                                              f"{snap['mode']} · {label}")
+            if not self._paper and snap.get("equity"):
+                ts, equity = zip(*snap["equity"])
+                self.chart.show_equity(ts, equity, name="session equity")
         n_pred = len([p for p in snap["predictions"] if p["ts"] >= frame["ts"][0]])
         self.caption.value = (
             f"live chart: {frame.height} candles, {n_pred} predictions, ghost candle "
@@ -144,9 +148,11 @@ class PanelChart:
             + (f", {pivots.height} pivots" if pivots is not None else ""))
 
     def show_equity(self, ts, equity) -> None:
-        """Draw the paper equity curve (epoch-ms ``ts``) for the candles shown."""
+        """Draw the paper equity curve (epoch-ms ``ts``) for the candles shown (in place of the
+        session's own equity from then on)."""
+        self._paper = True
         with self.widget.batch_update():
-            self.chart.show_equity(ts, equity)
+            self.chart.show_equity(ts, equity, name="paper equity")
 
     # -- before a session, after a backtest ------------------------------------------------------
     def draw_range(self, store, symbol: str, timeframe: str, candles: int) -> None:
@@ -176,6 +182,8 @@ class PanelChart:
             for slot, trace in zip(self._slots[3:], plots.trade_traces(
                     trades, int(shown["ts"][-1]), float(shown["close"][-1]))):
                 slot.update(x=trace.x, y=trace.y, text=trace.text, name=trace.name)
+            self.chart.show_equity(result.equity["ts"].to_numpy(),
+                                   result.equity["equity"].to_numpy(), name="backtest equity")
         self.caption.value = (f"backtest {result.backtest_id} of {label}: last "
                               f"{shown.height} candles, {trades.height} trades")
         self.settle()
