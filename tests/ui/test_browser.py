@@ -210,7 +210,8 @@ def test_pivot_training_then_saved_weights_then_save_as_run(page, ui_db, quick_m
     record = read_run(child, ui_db)
     assert record["parent_run_id"] == quick_model and record["training_steps"] == steps
     assert record["session_id"] == trained_session and record["mode"] == "pivots_only"
-    assert f"{child} (saved)" in page.inner_text(".wb-model-status")
+    page.wait_for_function("() => document.querySelector('.wb-model-status').innerText"
+                           f".includes('{child} (saved)')")  # the status follows the log line
     pick(page, "model", quick_model)
 
 
