@@ -443,14 +443,12 @@ def _renderer():
     In a dashboard kernel a figure is HTML only, drawn once the page has loaded plotly.js from
     the dashboard server (:func:`_dashboard_html`).
     """
-    import os
-
     from plotly.io import to_html
     from plotly.io._base_renderers import PlotlyRenderer
 
     class OfflineRenderer(PlotlyRenderer):
         def to_mimebundle(self, fig_dict):
-            if os.environ.get(DASHBOARD_ENV) == "1":
+            if _in_dashboard():
                 return {"text/html": _dashboard_html(fig_dict, self.config)}
             bundle = super().to_mimebundle(dict(fig_dict))
             bundle["text/html"] = to_html(fig_dict, config=self.config, include_plotlyjs=False,
@@ -459,6 +457,13 @@ def _renderer():
             return bundle
 
     return OfflineRenderer(config=PLOT_CONFIG)
+
+
+def _in_dashboard() -> bool:
+    """True in a dashboard (Voila) kernel (:data:`DASHBOARD_ENV`, set at its start-up)."""
+    import os
+
+    return os.environ.get(DASHBOARD_ENV) == "1"
 
 
 def _plotly_loader_js() -> str:
@@ -527,7 +532,7 @@ def _plotlyjs_tag(dashboard: bool) -> str:
     return f"<script type='text/javascript'>{get_plotlyjs()}</script>"
 
 
-def setup_notebook(*, embed_plotlyjs: bool | None = None) -> None:
+def setup_notebook(*, embed_plotlyjs: bool = True) -> None:
     """Make figures render in notebooks, Voila and HTML reports with nothing fetched from outside.
 
     Registers and selects the :data:`RENDERER` renderer and displays plotly.js once, so that
@@ -536,12 +541,10 @@ def setup_notebook(*, embed_plotlyjs: bool | None = None) -> None:
     Call it once, in a notebook's first code cell; a figure is then shown by leaving it as a
     cell's value. ``embed_plotlyjs=False`` skips plotly.js where the page already has it.
     """
-    import os
-
     import plotly.io as pio
     from IPython.display import HTML, display
 
     pio.renderers[RENDERER] = _renderer()
     pio.renderers.default = RENDERER
-    if embed_plotlyjs is None or embed_plotlyjs:
-        display(HTML(_plotlyjs_tag(os.environ.get(DASHBOARD_ENV) == "1")))
+    if embed_plotlyjs:
+        display(HTML(_plotlyjs_tag(_in_dashboard())))
