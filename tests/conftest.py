@@ -87,3 +87,18 @@ def exchange_sim(tmp_path):
 def _isolated_runs(tmp_path, monkeypatch):
     """Keep run artifacts of every test under its own tmp folder, never in data/runs/."""
     monkeypatch.setenv("WORKBENCH_RUNS", str(tmp_path / "runs"))
+
+
+@pytest.fixture
+def file_opens(monkeypatch) -> list:
+    """Record every open of a store's DuckDB file (the real open still happens)."""
+    from workbench.data.store.connection import StoreConnection
+
+    opened, connect = [], StoreConnection._connect
+
+    def counting(self):
+        opened.append(self.path)
+        return connect(self)
+
+    monkeypatch.setattr(StoreConnection, "_connect", counting)
+    return opened

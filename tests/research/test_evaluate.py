@@ -2,17 +2,20 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import optuna
 import polars as pl
 import pytest
+from lightning.pytorch.callbacks import Callback
 from typer.testing import CliRunner
 
 from workbench.cli import app
-from workbench.errors import ActiveRunError, ParameterError
+from workbench.errors import ActiveRunError, ParameterError, RunError
 from workbench.research.baselines import BASELINES, RANDOM
 from workbench.research.evaluate import EvaluateSpec, evaluate, plan_folds
 from workbench.train.config import config_from_dict
-from workbench.runs import ActiveRunLock, read_run
+from workbench.runs import ActiveRunLock, read_run, runs_dir
 
 
 def test_evaluate_cli_reports_folds_oos_stats_and_every_baseline(eth_store, tiny_lstm, tmp_path):
@@ -43,6 +46,39 @@ def test_evaluate_cli_reports_folds_oos_stats_and_every_baseline(eth_store, tiny
     equity = pl.read_parquet(s["oos_equity_path"])
     assert equity.height == oos["n_bars"] and equity["fold"].unique().sort().to_list() == [0, 1]
     assert equity["equity"][-1] == pytest.approx(10_000 * (1 + oos["return_pct"]))
+    # each fold's backtest is stored with the evaluation: its row and its files
+    backtests = eth_store.backtests()
+    assert sorted(backtests["backtest_id"]) == sorted(f["backtest_id"] for f in s["folds"])
+    for row in backtests.to_dicts():
+        assert row["run_id"] in folds["run_id"].to_list()
+        assert Path(row["trades_path"]).is_file() and Path(row["equity_path"]).is_file()
+
+
+def test_an_evaluation_opens_the_store_four_times_for_two_folds(eth_store, tiny_lstm,
+                                                                file_opens):
+    """One read of the series, each fold's label write-back, one write of the whole result.
+
+    Every open of the DuckDB file costs about 35 ms of CPU, and the processes of a sweep take
+    turns on its lock; a 2-fold evaluation opened it 12 times before the series snapshot and
+    the one final transaction.
+    """
+    s = evaluate(config_from_dict(tiny_lstm), EvaluateSpec(folds=2, draws=20), eth_store)
+    assert len(file_opens) == 4, file_opens
+    assert eth_store.backtests().height == 2 and eth_store.folds(s["evaluation_id"]).height == 2
+
+
+def test_a_failed_evaluation_leaves_no_fold_backtest_behind(eth_store, tiny_lstm):
+    """A trial pruned or failing in its second fold: the first fold's backtest goes too."""
+
+    class Fail(Callback):
+        def on_train_start(self, trainer, pl_module):
+            raise optuna.TrialPruned("pruned in fold 1")
+
+    with pytest.raises(RunError, match="TrialPruned: pruned in fold 1"):
+        evaluate(config_from_dict(tiny_lstm), EvaluateSpec(folds=2, draws=20), eth_store,
+                 fold_callbacks=lambda fold: [Fail()] if fold == 1 else [])
+    assert eth_store.backtests().height == 0 and eth_store.evaluations().height == 0
+    assert list(runs_dir(eth_store.path).rglob("backtests/*")) == []
 
 
 def test_fold_runs_never_train_on_rows_the_test_window_reads(eth_store, tiny_lstm):

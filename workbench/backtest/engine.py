@@ -11,6 +11,8 @@ statistics (:mod:`workbench.backtest.stats`) and persists the result:
 
 Files are written to a temporary folder and renamed into place before the summary row is
 inserted; if the insert fails the folder is removed, so a backtest is stored whole or not at all.
+A caller that stores several backtests with rows of its own (a walk-forward evaluation) runs them
+with ``persist=False`` and uses :func:`write_backtest_files` and :func:`backtest_row`.
 
 Signals may also be given by the caller (``run_backtest(config, signals=...)``): an array with one
 signal per candle of the range, or a :data:`SignalSource` called with the configuration. That is
@@ -108,6 +110,7 @@ class BacktestResult:
     trades_path: Path | None = None
     equity_path: Path | None = None
     training_steps: int | None = None  # walk-forward: steps the model trained while replaying
+    run_dir: Path | None = None  # the model's run folder: its files go under <run_dir>/backtests
 
     def summary(self) -> dict:
         """Return a JSON-ready summary: id, source, range, the ``stats`` block and file paths.
@@ -227,8 +230,14 @@ def new_backtest_id() -> str:
     return f"bt-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
 
 
-def _persist(result: BacktestResult, store: Store, run_dir: Path | None) -> None:
-    """Write the Parquet files atomically, then the summary row; all or nothing."""
+def write_backtest_files(result: BacktestResult, store: Store) -> Path:
+    """Write ``trades.parquet`` and ``equity.parquet`` of a backtest; return their folder.
+
+    The folder is ``<run_dir>/backtests/<backtest_id>`` (``data/backtests/`` beside the
+    database when the signals came from a file). The files are written to a temporary folder renamed into place, so the folder is whole
+    or absent; the result's ``trades_path`` and ``equity_path`` are set.
+    """
+    run_dir = result.run_dir
     base = (run_dir / "backtests") if run_dir else resolve_db_path(store.path).parent / "backtests"
     final = base / result.backtest_id
     tmp = base / f".{result.backtest_id}.tmp"
@@ -241,11 +250,22 @@ def _persist(result: BacktestResult, store: Store, run_dir: Path | None) -> None
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     result.trades_path, result.equity_path = final / "trades.parquet", final / "equity.parquet"
+    return final
+
+
+def backtest_row(result: BacktestResult) -> dict:
+    """Return the ``backtest_results`` row of a backtest whose files are written."""
     row = {k: v for k, v in {**result.summary(), **result.headline()}.items()
            if k in _SUMMARY_COLUMNS}
     row["params"] = result.config.params()
+    return row
+
+
+def _persist(result: BacktestResult, store: Store) -> None:
+    """Write the Parquet files atomically, then the summary row; all or nothing."""
+    final = write_backtest_files(result, store)
     try:
-        store.save_backtest(row)
+        store.save_backtest(backtest_row(result))
     except BaseException:
         shutil.rmtree(final, ignore_errors=True)
         raise
@@ -304,9 +324,9 @@ def run_backtest(config: BacktestConfig, *, store: Store | None = None,
     result = BacktestResult(
         backtest_id=new_backtest_id(), config=config, model_version=version,
         stats=compute_stats(sim, ts, close, calendar_ts=_calendar_ts(store, config)),
-        trades=trades_frame(sim, ts), equity=equity_frame(sim, ts, signal))
+        trades=trades_frame(sim, ts), equity=equity_frame(sim, ts, signal), run_dir=run_dir)
     _report(progress, "simulate", 1, 1)
     if config.persist:
-        _persist(result, store, run_dir)
+        _persist(result, store)
         _report(progress, "persist", 1, 1)
     return result

@@ -6,8 +6,11 @@ new run per fold on the fold's training rows through the torch engine
 ``run.json``), backtests the model on the following out-of-sample rows
 (:func:`workbench.backtest.engine.run_backtest`) and chains the folds' per-bar returns into one
 out-of-sample equity curve. The baselines of :mod:`workbench.research.baselines` run on exactly
-the same windows. The result is stored in the ``evaluations`` and ``folds`` tables and the curve
-in ``<runs>/evaluations/<id>/oos_equity.parquet``.
+the same windows. The result is stored in the ``evaluations`` and ``folds`` tables, with the
+folds' backtests in ``backtest_results``, in one transaction (a failed evaluation leaves no fold
+backtest behind), and the curve in ``<runs>/evaluations/<id>/oos_equity.parquet``. The series
+is read from the store once (:class:`~workbench.data.store.snapshot.SeriesSnapshot`): every fold
+sees the same candles.
 
 An evaluation is the project's one active job: it holds the active-run lock (under its own id)
 for its whole length and its fold runs train under it. Inside a sweep, the sweep holds the lock
@@ -18,14 +21,17 @@ from __future__ import annotations
 import contextlib
 import copy
 import secrets
+import shutil
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
-from workbench.backtest.engine import BacktestConfig, run_backtest
+from workbench.backtest.engine import (BacktestConfig, backtest_row, run_backtest,
+                                       write_backtest_files)
 from workbench.backtest.simulate import SimConfig
+from workbench.data.store.snapshot import SeriesSnapshot
 from workbench.errors import ParameterError
 from workbench.research import baselines as bl
 from workbench.research.folds import fold_ranges, min_purge
@@ -96,7 +102,11 @@ def _fold_config(config, ts: np.ndarray, fold, evaluation_id: str):
 
 
 def _run_fold(config, frame: pl.DataFrame, fold, ctx: dict) -> tuple[dict, bl.Segment]:
-    """Train the fold's run, backtest its test window; return the fold row and its segment."""
+    """Train the fold's run, backtest its test window; return the fold row and its segment.
+
+    The backtest's files are written now; its summary row goes to ``ctx["backtests"]``, stored
+    with the evaluation (:func:`_finish`).
+    """
     ts = frame["ts"].to_numpy()
     extra = ctx["fold_callbacks"](fold.index) if ctx["fold_callbacks"] else ()
     record = train(_fold_config(config, ts, fold, ctx["id"]), db=ctx["db"], store=ctx["store"],
@@ -105,8 +115,10 @@ def _run_fold(config, frame: pl.DataFrame, fold, ctx: dict) -> tuple[dict, bl.Se
                **ctx["tags"])
     bt = run_backtest(BacktestConfig(
         symbol=config.data.symbol, timeframe=config.data.timeframe, start=int(ts[fold.test_start]),
-        end=int(ts[fold.test_end - 1]), model=record["run_id"], sim=ctx["spec"].sim),
-        store=ctx["store"])
+        end=int(ts[fold.test_end - 1]), model=record["run_id"], sim=ctx["spec"].sim,
+        persist=False), store=ctx["store"])
+    ctx["folders"].append(write_backtest_files(bt, ctx["store"]))
+    ctx["backtests"].append(backtest_row(bt))
     test = frame.slice(fold.test_start, fold.test_end - fold.test_start)
     open_, close = test["open"].to_numpy(), test["close"].to_numpy()
     segment = bl.Segment(open_, close, bt.equity["signal"].to_numpy())
@@ -165,25 +177,33 @@ def evaluate(config, spec: EvaluateSpec, store, *, db=None, evaluation_id: str |
     windows, its ``verdict`` included), ``oos_returns`` (per-bar, for PBO/DSR) and paths.
     """
     db = db or store.path
+    # one read of the series: the folds' runs and backtests slice it in memory
+    store = SeriesSnapshot(store, config.data.symbol, config.data.timeframe)
     frame = store.read_ohlcv(config.data.symbol, config.data.timeframe, config.data.start,
                              config.data.end)
     folds = plan_folds(config, spec, frame.height)
     evaluation_id = evaluation_id or new_evaluation_id()
     rows, segments = [], []
-    with active_job(evaluation_id, db, under_job) as job:
-        ctx = {"id": evaluation_id, "db": db, "store": store, "job": job, "spec": spec,
-               "tags": dict(tags or {}), "fold_callbacks": fold_callbacks}
-        for fold in folds:
-            row, seg = _run_fold(config, frame, fold, ctx)
-            rows.append(row)
-            segments.append(seg)
-            if progress is not None:
-                progress(fold.index + 1, len(folds))
-    return _finish(config, spec, store, db, evaluation_id, frame, folds, rows, segments,
-                   dict(tags or {}))
+    ctx = {"id": evaluation_id, "db": db, "store": store, "spec": spec, "tags": dict(tags or {}),
+           "fold_callbacks": fold_callbacks, "backtests": [], "folders": []}
+    try:
+        with active_job(evaluation_id, db, under_job) as job:
+            ctx["job"] = job
+            for fold in folds:
+                row, seg = _run_fold(config, frame, fold, ctx)
+                rows.append(row)
+                segments.append(seg)
+                if progress is not None:
+                    progress(fold.index + 1, len(folds))
+        return _finish(config, spec, store, db, evaluation_id, frame, folds, rows, segments,
+                       ctx)
+    except BaseException:
+        for folder in ctx["folders"]:  # the fold backtests are stored with the evaluation or not
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
-def _finish(config, spec, store, db, evaluation_id, frame, folds, rows, segments, tags) -> dict:
+def _finish(config, spec, store, db, evaluation_id, frame, folds, rows, segments, ctx) -> dict:
     table = bl.compare(segments, config.data.timeframe, spec.sim, draws=spec.draws,
                        seed=spec.seed)
     returns = np.concatenate([bl.bar_returns(s.open, s.close, s.signal, spec.sim)[0]
@@ -200,9 +220,10 @@ def _finish(config, spec, store, db, evaluation_id, frame, folds, rows, segments
                "timeframe": config.data.timeframe, "model_type": config.model.type,
                "scheme": spec.scheme, "purge": folds[0].test_start - folds[0].train_end,
                "embargo": spec.embargo, "folds": rows, "oos": oos, "baselines": table,
-               "verdict": table["verdict"], "oos_equity_path": str(equity_path), **tags}
+               "verdict": table["verdict"], "oos_equity_path": str(equity_path), **ctx["tags"]}
     summary = finite_or_none(summary)
-    store.save_evaluation(_evaluation_row(summary, len(rows)), summary["folds"])
+    # one transaction: the evaluation, its folds and the folds' backtests
+    store.save_evaluation(_evaluation_row(summary, len(rows)), summary["folds"], ctx["backtests"])
     return {**summary, "oos_returns": returns}
 
 

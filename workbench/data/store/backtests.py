@@ -14,6 +14,11 @@ class BacktestQueries:
 
     def save_backtest(self, row: dict) -> None:
         """Insert one backtest summary row (see the ``backtest_results`` columns)."""
+        with self.transaction() as con:
+            self._insert_backtest(con, row)
+
+    @staticmethod
+    def _insert_backtest(con, row: dict) -> None:
         row = dict(row)
         if isinstance(row.get("params"), dict):
             row["params"] = json.dumps(row["params"], sort_keys=True)
@@ -22,10 +27,9 @@ class BacktestQueries:
         if unknown:
             raise ParameterError(f"backtest field(s) {unknown} are not backtest_results columns; "
                                  f"known: {list(BACKTEST_COLUMNS)}")
-        with self.transaction() as con:
-            con.execute(
-                f"INSERT OR REPLACE INTO backtest_results ({', '.join(cols)}) "  # noqa: S608
-                f"VALUES ({', '.join('?' for _ in cols)})", [row[c] for c in cols])
+        con.execute(
+            f"INSERT OR REPLACE INTO backtest_results ({', '.join(cols)}) "  # noqa: S608
+            f"VALUES ({', '.join('?' for _ in cols)})", [row[c] for c in cols])
 
     def backtests(self, run_id: str | None = None) -> pl.DataFrame:
         """Return stored backtest summaries, newest first, optionally for one run."""

@@ -31,9 +31,12 @@ class ResearchQueries:
         con.execute(f"INSERT OR REPLACE INTO {table} ({', '.join(cols)}) "  # noqa: S608
                     f"VALUES ({', '.join('?' for _ in cols)})", [row[c] for c in cols])
 
-    def save_evaluation(self, row: dict, folds: list[dict]) -> None:
-        """Insert one evaluation and its folds in one transaction (``summary`` may be a dict)."""
+    def save_evaluation(self, row: dict, folds: list[dict], backtests: list[dict] = ()) -> None:
+        """Insert one evaluation, its folds and their backtests' summary rows in one transaction
+        (``summary`` may be a dict; ``backtests`` are ``backtest_results`` rows)."""
         with self.transaction() as con:
+            for backtest in backtests:
+                self._insert_backtest(con, backtest)
             self._upsert(con, "evaluations", row)
             for fold in folds:
                 self._upsert(con, "folds", {"evaluation_id": row["evaluation_id"], **fold})
