@@ -177,3 +177,26 @@ def test_sweep_against_a_ray_start_head_cluster(ray_head, eth_store, tiny_lstm, 
     out = json.loads(proc.stdout)
     assert out["n_trials"] == 2 and out["pbo"] is not None
     assert eth_store.sweep_trials(out["sweep_id"]).height == 2
+
+
+def test_a_trial_behind_the_median_is_pruned_in_its_first_fold(eth_store, tiny_lstm, monkeypatch):
+    """``run_trial`` (the Ray task's body, here in-process): the pruner built in the worker is
+    the study's (median rule after 2 trials and 1 epoch), and a trial it stops is PRUNED."""
+    import optuna
+    from workbench.research.evaluate import active_job
+    from workbench.research.sweep import _payload, _study, run_trial
+
+    for key in ("WORKBENCH_RUNS", "OMP_NUM_THREADS", "PYTHONPATH"):  # run_trial sets them
+        monkeypatch.setenv(key, os.environ.get(key, ""))
+    spec = SweepSpec(trials=3, prune=True, evaluation=EvaluateSpec(folds=2, draws=20))
+    base = {**tiny_lstm, "training": {**tiny_lstm["training"], "num_epochs": 2}}
+    study = _study("sw-prune", spec, storage_path(eth_store.path), resume=False)
+    for _ in range(2):  # two finished trials whose validation loss was 0 at both epochs
+        study.add_trial(optuna.trial.create_trial(
+            value=1.0, intermediate_values={0: 0.0, 1: 0.0},
+            distributions={}, params={}))
+    trial = study.ask()
+    with active_job("sw-prune", eth_store.path):
+        out = run_trial(_payload(base, spec, eth_store.path, "sw-prune", trial, {}))
+    assert out["state"] == "PRUNED", out
+    assert "pruned at epoch 1" in out["error"]

@@ -15,7 +15,8 @@ space (:mod:`workbench.research.space`), runs each trial as a Ray task with decl
   CPUs it declares (:func:`ray_session`, :func:`trial_threads`).
 * **Pruning.** The first fold of a trial (the same data for every trial) reports ``val_loss``
   per epoch through optuna-integration's ``PyTorchLightningPruningCallback``; the median pruner
-  stops trials that fall behind. A pruned trial's run is recorded as failed with ``TrialPruned``.
+  stops trials that fall behind. A pruned trial's run is recorded as failed with ``TrialPruned``,
+  the trial as pruned.
 * **Resumable.** The study lives in an Optuna journal file beside the database
   (``<db folder>/optuna.journal``, study name = sweep id); ``study=ID`` continues it up to
   ``trials`` finished trials. Trials left running by a killed sweep are marked failed.
@@ -35,6 +36,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
+
+from lightning.pytorch.callbacks import Callback
 
 from workbench.errors import ParameterError, RunError, WorkbenchError
 from workbench.paths import PROJECT_ROOT, resolve_db_path
@@ -118,6 +121,18 @@ def _storage(path: Path):
     return JournalStorage(JournalFileBackend(str(path)))
 
 
+def _pruner(prune: bool):
+    """The study's pruner: the median rule after two trials and one epoch, or none.
+
+    Optuna does not store the pruner with the study, so the trial's worker builds it again here
+    (:func:`_pruning`) instead of getting ``load_study``'s default.
+    """
+    import optuna
+
+    return (optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1) if prune
+            else optuna.pruners.NopPruner())
+
+
 def _study(sweep_id: str, spec: SweepSpec, path: Path, resume: bool):
     import optuna
 
@@ -128,10 +143,8 @@ def _study(sweep_id: str, spec: SweepSpec, path: Path, resume: bool):
         raise ParameterError(f"no sweep {sweep_id!r} in {path} to resume")
     sampler = (optuna.samplers.TPESampler(seed=spec.seed) if spec.sampler == "tpe"
                else optuna.samplers.RandomSampler(seed=spec.seed))
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
-              if spec.prune else optuna.pruners.NopPruner())
     study = optuna.create_study(study_name=sweep_id, storage=storage, sampler=sampler,
-                                pruner=pruner, direction=get_objective(spec.objective).direction,
+                                pruner=_pruner(spec.prune), direction=get_objective(spec.objective).direction,
                                 load_if_exists=True)
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)  # left by a killed sweep
@@ -159,10 +172,10 @@ def run_trial(payload: dict) -> dict:
                            under_job=payload["sweep_id"], fold_callbacks=callbacks,
                            tags={"sweep_id": payload["sweep_id"], "trial": payload["trial"],
                                  "params": payload["params"]})
-    except optuna.TrialPruned as exc:
-        return {"state": "PRUNED", "error": str(exc), "seconds": time.perf_counter() - t0}
-    except WorkbenchError as exc:
-        return {"state": "FAIL", "error": f"{type(exc).__name__}: {exc}",
+    except WorkbenchError as exc:  # the run re-raises the pruning callback's TrialPruned
+        pruned = isinstance(exc.__cause__, optuna.TrialPruned)
+        return {"state": "PRUNED" if pruned else "FAIL",
+                "error": str(exc.__cause__) if pruned else f"{type(exc).__name__}: {exc}",
                 "seconds": time.perf_counter() - t0}
     summary.pop("oos_returns")
     value = float(get_objective(payload["objective"]).score(summary))
@@ -173,14 +186,38 @@ def run_trial(payload: dict) -> dict:
 
 
 def _pruning(payload: dict):
+    """Return ``fn(fold) -> callbacks``: the pruning callback for the first fold, none after.
+
+    The callback reports the first fold's validation loss per epoch to the trial. The pruner
+    keeps the trials that are better in the study's direction, so a maximised study (the
+    out-of-sample Sharpe) is given ``-val_loss``: reported as is, the pruner would stop the
+    trials with the *lowest* loss.
+    """
     import optuna
     from optuna_integration import PyTorchLightningPruningCallback
 
     study = optuna.load_study(study_name=payload["sweep_id"],
-                              storage=_storage(Path(payload["storage"])))
+                              storage=_storage(Path(payload["storage"])),
+                              pruner=_pruner(payload["prune"]))
     trial = optuna.trial.Trial(study, payload["trial_id"])
+    if get_objective(payload["objective"]).direction == "minimize":
+        callbacks = [PyTorchLightningPruningCallback(trial, "val_loss")]
+    else:
+        callbacks = [_NegatedValLoss(), PyTorchLightningPruningCallback(trial, NEG_VAL_LOSS)]
     # only the first fold: every trial sees the same data there, so its curves compare
-    return lambda fold: [PyTorchLightningPruningCallback(trial, "val_loss")] if fold == 0 else []
+    return lambda fold: callbacks if fold == 0 else []
+
+
+NEG_VAL_LOSS = "neg_val_loss"
+
+
+class _NegatedValLoss(Callback):
+    """Add ``neg_val_loss`` (``-val_loss``) to the trainer's callback metrics."""
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        loss = trainer.callback_metrics.get("val_loss")
+        if loss is not None:
+            trainer.callback_metrics[NEG_VAL_LOSS] = -loss
 
 
 # -- the driver -----------------------------------------------------------------------------------
@@ -214,9 +251,15 @@ def ray_session(workers: int, address: str | None = None, *, warm: bool = True):
 
 
 def _import_trial_code() -> int:
-    """The warm-up task: import what :func:`run_trial` needs; return the worker's pid."""
-    import workbench.data.store  # noqa: F401
-    import workbench.train.engine  # noqa: F401 - torch and Lightning
+    """The warm-up task: import what :func:`run_trial` needs; return the worker's pid.
+
+    That is this module (with the evaluation, the backtest engine, torch and Lightning under
+    it), Optuna, and the model loader and engine that the backtests and runs import on first use.
+    """
+    import optuna  # noqa: F401
+    import workbench.research.sweep  # noqa: F401
+    import workbench.train.engine  # noqa: F401
+    import workbench.train.handle  # noqa: F401
 
     return os.getpid()
 
@@ -299,19 +342,24 @@ def _drive(study, space, spec: SweepSpec, submit, store, make_payload, progress)
 
     finished = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
     remaining, pending = max(0, spec.trials - finished), {}
-    while remaining or pending:
-        while remaining and len(pending) < spec.workers:
+
+    def fill() -> int:
+        while len(pending) < spec.workers and len(pending) < remaining:
             trial = study.ask()
             params = {d.key: d.suggest(trial) for d in space}
             pending[submit(make_payload(trial, params))] = (trial, params)
-            remaining -= 1
+        return len(pending)
+
+    while fill():
         (ref,), _ = ray.wait(list(pending), num_returns=1)
         trial, params = pending.pop(ref)
+        remaining -= 1
         try:
             out = ray.get(ref)
         except ray.exceptions.RayError as exc:
             out = {"state": "FAIL", "error": f"{type(exc).__name__}: {exc}"[:2000]}
         _tell(study, trial, out)
+        fill()  # the next trial starts before this one's row is written (a DuckDB open)
         store.save_sweep_trial(_trial_row(study.study_name, trial.number, params, out))
         if progress is not None:
             progress(trial.number, out)
@@ -350,9 +398,10 @@ def sweep(config_raw: dict, space, spec: SweepSpec, store, *, sweep_id: str | No
 
 
 def _summarise(study, spec: SweepSpec, store, sweep_id: str) -> dict:
-    trials = [{**t, "params": json.loads(t["params"])}
-              for t in store.sweep_trials(sweep_id).to_dicts()]
-    stats = sweep_statistics(store, sweep_id, get_objective(spec.objective).direction)
+    rows = store.sweep_trials(sweep_id)
+    stats = sweep_statistics(rows, store.evaluations(sweep_id),
+                             get_objective(spec.objective).direction)
+    trials = [{**t, "params": json.loads(t["params"])} for t in rows.to_dicts()]
     out = {"sweep_id": sweep_id, "objective": spec.objective,
            "direction": get_objective(spec.objective).direction, "n_trials": len(trials),
            "trials": trials, **stats, "storage": str(storage_path(store.path)),

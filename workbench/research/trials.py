@@ -16,13 +16,15 @@ import polars as pl
 from workbench.research import overfitting as of
 
 
-def trial_returns(store, sweep_id: str) -> pl.DataFrame:
-    """Return ``ts`` plus one column ``t<number>`` of per-bar OOS returns per completed trial."""
-    trials = store.sweep_trials(sweep_id).filter(pl.col("state") == "COMPLETE")
-    evals = {r["evaluation_id"]: json.loads(r["summary"])
-             for r in store.evaluations(sweep_id).to_dicts()}
+def trial_returns(trials: pl.DataFrame, evaluations: pl.DataFrame) -> pl.DataFrame:
+    """Return ``ts`` plus one column ``t<number>`` of per-bar OOS returns per completed trial.
+
+    ``trials`` and ``evaluations`` are a sweep's rows as :meth:`Store.sweep_trials` and
+    :meth:`Store.evaluations` return them.
+    """
+    evals = {r["evaluation_id"]: json.loads(r["summary"]) for r in evaluations.to_dicts()}
     wide = None
-    for row in trials.to_dicts():
+    for row in trials.filter(pl.col("state") == "COMPLETE").to_dicts():
         summary = evals.get(row["evaluation_id"])
         if summary is None:
             continue
@@ -45,14 +47,16 @@ def _best(trials: list[dict], direction: str) -> dict | None:
     return pick(done, key=lambda t: t["value"])
 
 
-def sweep_statistics(store, sweep_id: str, direction: str) -> dict:
+def sweep_statistics(trials: pl.DataFrame, evaluations: pl.DataFrame, direction: str) -> dict:
     """Return the best trial, its parameters, the DSR, the PBO and the luck sentence.
 
-    Values that cannot be computed (fewer than two completed trials for the PBO, say) are
-    ``None`` with the reason under ``notes``; nothing non-finite is reported as a result.
+    ``trials`` and ``evaluations`` are the sweep's rows (:meth:`Store.sweep_trials`,
+    :meth:`Store.evaluations` of the sweep id), read once by the caller. Values that cannot be
+    computed (fewer than two completed trials for the PBO, say) are ``None`` with the reason
+    under ``notes``; nothing non-finite is reported as a result.
     """
-    trials = store.sweep_trials(sweep_id).to_dicts()
-    best = _best(trials, direction)
+    rows = trials.to_dicts()
+    best = _best(rows, direction)
     out = {"best_trial": None, "best_value": None, "best_params": None, "deflated_sharpe": None,
            "dsr": None, "pbo": None, "pbo_splits": None, "luck": None, "baselines": None,
            "verdict": None, "notes": []}
@@ -61,8 +65,8 @@ def sweep_statistics(store, sweep_id: str, direction: str) -> dict:
         return out
     out.update(best_trial=best["trial"], best_value=best["value"],
                best_params=json.loads(best["params"]))
-    _add_baselines(out, store, best["evaluation_id"])
-    wide = trial_returns(store, sweep_id)
+    _add_baselines(out, evaluations, best["evaluation_id"])
+    wide = trial_returns(trials, evaluations)
     cols = [c for c in wide.columns if c != "ts"]
     if wide.height < 3 or not cols:
         out["notes"].append("too few aligned out-of-sample returns for the DSR")
@@ -70,10 +74,10 @@ def sweep_statistics(store, sweep_id: str, direction: str) -> dict:
     matrix = wide.select(cols).to_numpy()
     srs = np.array([of.sharpe_per_obs(matrix[:, j]) for j in range(len(cols))])
     dsr = of.deflated_sharpe(matrix[:, cols.index(f"t{best['trial']}")], srs,
-                             n_trials=len(trials))
+                             n_trials=len(rows))
     if math.isfinite(dsr.deflated_sharpe):
         out.update(deflated_sharpe=dsr.deflated_sharpe, dsr=dsr.to_dict())
-    out["luck"] = of.luck_sentence(dsr.deflated_sharpe, len(trials))
+    out["luck"] = of.luck_sentence(dsr.deflated_sharpe, len(rows))
     _add_pbo(out, matrix)
     return out
 
@@ -87,8 +91,8 @@ def _add_pbo(out: dict, matrix: np.ndarray) -> None:
     out.update(pbo=result.pbo, pbo_splits=result.n_splits)
 
 
-def _add_baselines(out: dict, store, evaluation_id: str) -> None:
-    rows = store.evaluations().filter(pl.col("evaluation_id") == evaluation_id).to_dicts()
+def _add_baselines(out: dict, evaluations: pl.DataFrame, evaluation_id: str) -> None:
+    rows = evaluations.filter(pl.col("evaluation_id") == evaluation_id).to_dicts()
     if rows:
         summary = json.loads(rows[0]["summary"])
         out.update(baselines=summary.get("baselines"), verdict=summary.get("verdict"))
