@@ -9,14 +9,17 @@ All in this one process, on a throw-away store holding a real ETH/USDT 1m slice:
   ``research.sweep.ray_session``) is timed apart, printed, and left out of the ratio.
 * **overhead**: per-trial wall time inside the 1-worker sweep (Ray task + Optuna ask/tell +
   DuckDB rows + run folders) against the same trial's evaluation run directly in this process
-  (``research.evaluate.evaluate``), the median of ``--direct`` runs after one unmeasured
-  warm-up run. Goal: <= 10 %.
+  (``research.evaluate.evaluate``), the median of the ``--direct`` runs just before and the
+  ``--direct`` runs just after the 1-worker sweep (after one unmeasured warm-up run).
+  Goal: <= 10 %.
 
 Each round measures the direct trials, the 1-worker and the 2-worker sweep back to back
-(``--rounds``, default 2); the ratios are given per round and as their median, with each
-round's load, since a shared machine's load moves within minutes.
+(``--rounds``, default 3), alternating which sweep goes first; the ratios are given per round
+and as their median, with each round's load. This machine's speed drifts: the same pure-Python
+loop takes 0.21 to 0.31 s from one second to the next on an idle machine, and the same direct
+trial 1.0 to 2.1 s, which is why the sides of each ratio are measured next to each other.
 
-Run: ``.venv/bin/python bench/research.py [--trials 8] [--direct 3] [--rounds 2]``; writes
+Run: ``.venv/bin/python bench/research.py [--trials 8] [--direct 2] [--rounds 3]``; writes
 ``reports/bench/research.json``. The machine is shared: compare the ratios, and read the load.
 """
 from __future__ import annotations
@@ -85,11 +88,25 @@ def _direct(store, repeats: int) -> list[float]:
     return times
 
 
-def _round(store, root: Path, trials: int, direct: int) -> dict:
-    """One side-by-side measurement: direct trials, then the 1- and the 2-worker sweep."""
-    times = _direct(store, direct)
-    one = _sweep(store, root, 1, trials)
-    two = _sweep(store, root, 2, trials)
+def _round(store, root: Path, trials: int, direct: int, index: int) -> dict:
+    """One side-by-side measurement: the 1- and the 2-worker sweep, each after direct trials.
+
+    The direct trials run right before and right after the 1-worker sweep, and the order of the
+    two sweeps alternates between rounds (1 then 2 workers, then 2 then 1), so a drift of the
+    machine's speed within a round (a shared VM's CPU speed moves by 20 % within seconds here)
+    does not fall on one side of a ratio.
+    """
+    times: list[float] = []
+    if index % 2 == 0:
+        times += _direct(store, direct)
+        one = _sweep(store, root, 1, trials)
+        times += _direct(store, direct)
+        two = _sweep(store, root, 2, trials)
+    else:
+        two = _sweep(store, root, 2, trials)
+        times += _direct(store, direct)
+        one = _sweep(store, root, 1, trials)
+        times += _direct(store, direct)
     direct_s = statistics.median(times)
     per_trial = one["sweep_s"] / trials
     return {"direct_trial_s": times, "direct_median_s": direct_s, "load_avg_1m": os.getloadavg()[0],
@@ -120,9 +137,12 @@ def _print(report: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=8)
-    parser.add_argument("--direct", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--direct", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    from workbench.ui.kernel_startup import quiet_libraries
+
+    quiet_libraries()  # the direct trials' Lightning banners, as on the command line
     root = Path(tempfile.mkdtemp(prefix="bench-research-"))
     os.environ["WORKBENCH_RUNS"] = str(root / "runs")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -137,8 +157,8 @@ def main() -> None:
         t0 = time.perf_counter()
         warm_workers(ray, 2)
         warm_s = time.perf_counter() - t0
-        rounds = [_round(store, root, args.trials, args.direct)
-                  for _ in range(args.rounds)]
+        rounds = [_round(store, root, args.trials, args.direct, i)
+                  for i in range(args.rounds)]
     report = {"trials": args.trials, "ray_init_s": ray_init_s, "worker_warm_s": warm_s,
               "rounds": rounds, "speedup_goal": 1.7, "overhead_goal": 0.10,
               **{k: statistics.median(r[k] for r in rounds)
