@@ -124,6 +124,8 @@ def backtest(store: Store, days: int = 3) -> None:
     print(f"   backtest {result.backtest_id}: " + ", ".join(
         f"{k} {text[k]}" for k in ("# Trades", "Win Rate [%]", "Return [%]", "Max. Drawdown [%]",
                                    "Sharpe Ratio", "Exposure Time [%]")))
+    if result.open_trades_note():
+        print(f"   ({result.open_trades_note()})")
 
 
 def notebooks(store: Store) -> None:

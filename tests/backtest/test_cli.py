@@ -91,3 +91,21 @@ def test_parse_when():
     assert parse_when("2024-01-01", end=True) == 1_704_067_200_000 + 86_400_000 - 1
     with pytest.raises(ParameterError, match="yesterday"):
         parse_when("yesterday")
+
+
+def test_a_trade_open_at_the_end_is_named_beside_zero_trades(eth_store, eth_slice, tmp_path):
+    """A single buy never closed: "# Trades 0" and a non-zero return, and a line saying why."""
+    path = tmp_path / "buy_once.parquet"
+    signal = [0] * eth_slice.height
+    signal[200] = 1
+    pl.DataFrame({"ts": eth_slice["ts"], "signal": signal}).write_parquet(path)
+    out = _run("--db", str(eth_store.path), "backtest", "--signals", str(path), "--symbol",
+               "ETH/USDT", "--timeframe", "1m", "--draws", "10")
+    assert out.exit_code == 0, out.output
+    assert "# Trades                 0" in out.stdout
+    assert ("1 trade was still open at the last candle: counted in Return and Equity, not in "
+            "# Trades, Win Rate or Exposure Time") in out.stdout
+    before = _run("--db", str(eth_store.path), "backtest", "--signals", str(path), "--symbol",
+                  "ETH/USDT", "--timeframe", "1m", "--end", str(eth_slice["ts"][150]),
+                  "--draws", "10")  # ends before the buy: no trade, no note
+    assert before.exit_code == 0 and "still open" not in before.stdout

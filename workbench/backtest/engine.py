@@ -130,6 +130,20 @@ class BacktestResult:
                 "trades_path": str(self.trades_path) if self.trades_path else None,
                 "equity_path": str(self.equity_path) if self.equity_path else None}
 
+    def open_trades_note(self) -> str | None:
+        """Say, in words, that trades were still open at the last candle (``None`` if none).
+
+        The statistics follow backtesting.py: an open trade moves Return and the equity curve
+        but is not in # Trades, Win Rate or Exposure Time, so "# Trades 0" can stand beside a
+        return that is not 0.
+        """
+        n = int(self.trades["is_open"].sum()) if self.trades.height else 0
+        if n == 0:
+            return None
+        what = "1 trade was" if n == 1 else f"{n} trades were"
+        return (f"{what} still open at the last candle: counted in Return and Equity, not in "
+                "# Trades, Win Rate or Exposure Time (backtesting.py's convention)")
+
     def headline(self) -> dict:
         """Return the stored summary columns (fractions; see :func:`stats.headline`) plus
         ``buy_hold_return`` (a fraction), for code that chains or ranks backtests."""
