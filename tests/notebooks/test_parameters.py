@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import nbformat
 import pytest
 
@@ -46,3 +47,13 @@ def test_papermill_help_notebook_describes_every_parameter(path):
         help_text = line.partition("#")[2].strip()
         assert f"  {name}: " in out.output, f"{name} missing from --help-notebook"
         assert help_text in out.output.replace("\n" + " " * 34, " ")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_cell_has_an_id(path):
+    """nbformat 4.5 cells carry ids; a missing one makes every reader of the notebook (Voila's
+    signing, papermill) warn "Cell is missing an id field"."""
+    raw = json.loads(path.read_text())
+    assert (raw["nbformat"], raw["nbformat_minor"]) >= (4, 5)
+    missing = [i for i, cell in enumerate(raw["cells"]) if not cell.get("id")]
+    assert not missing, f"{path.name}: cells {missing} have no id"

@@ -30,7 +30,9 @@ def test_voila_argv_carries_the_dashboard_settings(tmp_path):
                     "--MappingKernelManager.cull_connected=False",
                     "--VoilaConfiguration.preheat_kernel=True", "--VoilaConfiguration.template=workbench",
                     "--VoilaConfiguration.multi_kernel_manager_class="
-                    "workbench.ui.voila_app.HandOutKernelManager"):
+                    "workbench.ui.voila_app.HandOutKernelManager",
+                    "--KernelManager.transport=ipc",
+                    "--VoilaConfiguration.extension_denylist=jupyterlab-plotly"):
         assert setting in argv
     # a kernel whose tab is gone is culled within 2 minutes
     assert dashboard.CULL_IDLE_TIMEOUT + dashboard.CULL_INTERVAL <= 120
@@ -198,7 +200,7 @@ def cli_dashboard(tmp_path_factory):
     try:
         base = f"http://127.0.0.1:{port}"
         wait_http(base + "/", proc)
-        yield base, port
+        yield base, port, d / "dashboard.log"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -217,11 +219,28 @@ def _status(url: str, **headers) -> int:
         return err.code
 
 
+def test_the_dashboard_log_holds_no_warning_once_its_kernels_are_up(cli_dashboard):
+    """What `make dashboard` prints: no "running over TCP without encryption" per kernel (they
+    use IPC), no "Notebook ... is not trusted" per page (the copies are signed), no deprecated
+    option syntax."""
+    base, _, log = cli_dashboard
+    deadline = time.monotonic() + 240
+    while "Kernel pool of 07_research.ipynb is filled" not in log.read_text():
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(1)
+    _status(base + "/voila/render/06_ledger.ipynb")  # one page, with its kernel hand-out
+    text = log.read_text()
+    assert "Kernel started" in text
+    noisy = [line for line in text.splitlines()
+             if any(w in line for w in ("WARNING", "Warning", "TCP", "Traceback"))]
+    assert not noisy, noisy
+
+
 def test_landing_page_lists_every_notebook_with_title_and_description(cli_dashboard):
     from workbench.ui.voila_app import landing_entries
     from workbench.paths import NOTEBOOKS_DIR
 
-    base, _ = cli_dashboard
+    base, _, _ = cli_dashboard
     page = urllib.request.urlopen(base + "/", timeout=60).read().decode()
     entries = landing_entries(NOTEBOOKS_DIR)
     assert len(entries) >= 7
@@ -233,7 +252,7 @@ def test_landing_page_lists_every_notebook_with_title_and_description(cli_dashbo
 
 
 def test_forged_host_is_refused_and_allowed_host_served(cli_dashboard):
-    base, port = cli_dashboard
+    base, port, _ = cli_dashboard
     assert _status(base + "/") == 200
     for forged in ("evil.com", f"evil.com:{port}", "127.0.0.1.evil.com", "localhost.evil.com"):
         assert _status(base + "/", Host=forged) == 403, forged
@@ -252,7 +271,7 @@ def _page_kernel(base: str, name: str) -> str:
 def test_websocket_with_a_foreign_origin_is_refused(cli_dashboard):
     import websocket
 
-    base, port = cli_dashboard
+    base, port, _ = cli_dashboard
     kernel_id = _page_kernel(base, "06_ledger.ipynb")
     url = f"ws://127.0.0.1:{port}/api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}"
     with pytest.raises(websocket.WebSocketBadStatusException) as err:
@@ -267,7 +286,7 @@ def test_websocket_with_a_foreign_origin_is_refused(cli_dashboard):
 def test_comm_open_for_an_unknown_module_sends_no_traceback(cli_dashboard):
     import websocket
 
-    base, port = cli_dashboard
+    base, port, _ = cli_dashboard
     kernel_id = _page_kernel(base, "06_ledger.ipynb")
     session = uuid.uuid4().hex
     ws = websocket.create_connection(

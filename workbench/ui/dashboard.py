@@ -106,10 +106,36 @@ def prepare_serving_dir(names: Sequence[str] | None = None, dest: Path | None = 
     return dest
 
 
+def sign_notebooks(serving_dir: Path, notary_dir: Path) -> list[str]:
+    """Sign the served copies as trusted in a signature store of their own; return the settings
+    that point Voila's notary at it.
+
+    The copies are the project's own notebooks, so the dashboard trusts them; unsigned, Voila
+    logs "Notebook ... is not trusted" for each of them at every start. The secret and the
+    signature database live in ``notary_dir`` (the server's state folder), not in the user's
+    Jupyter data folder.
+    """
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    notary_dir.mkdir(parents=True, exist_ok=True)
+    files = {"db_file": str(notary_dir / "nbsignatures.db"),
+             "secret_file": str(notary_dir / "notebook_secret")}
+    notary = NotebookNotary(**files)
+    for path in sorted(Path(serving_dir).glob("*.ipynb")):
+        notary.sign(nbformat.read(path, as_version=4))
+    notary.store.close()
+    return [f"--NotebookNotary.{key}={value}" for key, value in files.items()]
+
+
 def voila_argv(serving_dir: Path, port: int, *, timeout: int = EXECUTOR_TIMEOUT,
                cull_idle_timeout: int = CULL_IDLE_TIMEOUT, cull_interval: int = CULL_INTERVAL,
-               allow_hosts: Sequence[str] = (), preheat: bool = True) -> list[str]:
-    """Return the command line that starts the dashboard's Voila with its settings."""
+               allow_hosts: Sequence[str] = (), preheat: bool = True,
+               notary: Sequence[str] = ()) -> list[str]:
+    """Return the command line that starts the dashboard's Voila with its settings.
+
+    ``notary``: the settings :func:`sign_notebooks` returned for the served copies.
+    """
     return [
         sys.executable, "-m", "workbench.ui.voila_app", str(serving_dir),
         f"--port={port}",
@@ -123,13 +149,17 @@ def voila_argv(serving_dir: Path, port: int, *, timeout: int = EXECUTOR_TIMEOUT,
         "--VoilaConfiguration.multi_kernel_manager_class="
         "workbench.ui.voila_app.HandOutKernelManager",
         f"--VoilaKernelManager.fill_delay={POOL_FILL_DELAY}",
-        f"--VoilaConfiguration.extension_denylist={list(UNUSED_EXTENSIONS)}",
         f"--VoilaExecutor.timeout={timeout}",
         f"--VoilaExecutor.cell_error_instruction={STOPPED_TEXT}",
         f"--MappingKernelManager.cull_idle_timeout={cull_idle_timeout}",
         f"--MappingKernelManager.cull_interval={cull_interval}",
         "--MappingKernelManager.cull_connected=False",
-    ] + [f"--WorkbenchVoila.allowed_hosts={host}" for host in allow_hosts]
+        # kernels talk to this server only: sockets on the local file system, not five localhost
+        # TCP ports each (and no "running over TCP without encryption" line per kernel)
+        "--KernelManager.transport=ipc",
+        *notary,
+    ] + [f"--VoilaConfiguration.extension_denylist={name}" for name in UNUSED_EXTENSIONS] + [
+        f"--WorkbenchVoila.allowed_hosts={host}" for host in allow_hosts]
 
 
 def kernel_env(extra: dict[str, str] | None = None, state_dir: Path | None = None) -> dict[str, str]:
@@ -166,9 +196,11 @@ def launch(port: int, *, names: Sequence[str] | None = None,
     serving_dir = prepare_serving_dir(names, state_dir / "notebooks", notebooks_dir=notebooks_dir,
                                       db=db)
     write_startup(state_dir / "ipython", "dashboard_kernel")
+    notary = sign_notebooks(serving_dir, state_dir / "notary")
     proc = subprocess.Popen(
         voila_argv(serving_dir, port, timeout=timeout, cull_idle_timeout=cull_idle_timeout,
-                   cull_interval=cull_interval, allow_hosts=allow_hosts, preheat=preheat),
+                   cull_interval=cull_interval, allow_hosts=allow_hosts, preheat=preheat,
+                   notary=notary),
         env=kernel_env(env, state_dir), stdout=log_file or subprocess.DEVNULL,
         stderr=subprocess.STDOUT if log_file else subprocess.DEVNULL, start_new_session=True)
     return proc, state_dir
