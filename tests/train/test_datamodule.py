@@ -46,3 +46,31 @@ def test_val_and_test_loaders_are_in_time_order(tiny, eth_store):
     seen = [x for x, _, _ in dm.test_dataloader()]
     assert sum(len(x) for x in seen) == dm.splits.test.shape[0]
     assert dm.describe()["train"]["last_ts"] < dm.describe()["val"]["first_ts"]
+
+
+def test_training_on_one_action_is_refused_naming_the_series_and_the_fix(tmp_store, eth_slice,
+                                                                          tmp_path):
+    """A halted market (every candle at one price): rule labels are all HOLD. Training would
+    "complete" with a model that always answers HOLD; it is refused before it starts."""
+    import json
+
+    import polars as pl
+    from typer.testing import CliRunner
+
+    from tests.train.conftest import tiny_dict
+    from workbench.cli import app
+    from workbench.runs import list_runs
+
+    price = float(eth_slice["close"][0])
+    flat = eth_slice.with_columns(*(pl.lit(price).alias(c) for c in ("open", "high", "low",
+                                                                     "close")))
+    tmp_store.replace_series("ETH/USDT", "1m", flat)
+    cfg = tmp_path / "flat.yaml"
+    cfg.write_text(json.dumps(tiny_dict(tmp_store.path, data={"labels": "rule"})))
+    out = CliRunner().invoke(app, ["--db", str(tmp_store.path), "train", "--config", str(cfg)])
+    assert out.exit_code != 0
+    assert "training windows of ETH/USDT 1m are labelled HOLD (labels: rule)" in out.output
+    assert "choose other label sources (data.labels)" in out.output
+    assert "the training labels need at least two actions" in out.output
+    assert "Traceback" not in out.output
+    assert [r["status"] for r in list_runs(tmp_store.path)] in ([], ["failed"])

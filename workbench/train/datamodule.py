@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from workbench.errors import NotFoundError
+from workbench.actions import ACTIONS
+from workbench.errors import DataValidationError, NotFoundError
 from workbench.features.windows import SeriesArrays, gather_windows, next_candle_relative
 from workbench.train.labels import LabelSet, build_labels
 
@@ -102,6 +103,22 @@ def _require_nonempty(splits, c) -> None:
                                 "use more data or other split fractions")
 
 
+def _require_two_actions(actions: np.ndarray, c) -> None:
+    """Raise DataValidationError when every training window carries the same action.
+
+    A classifier trained on one class learns to answer it always; its run would "complete" with
+    a perfect training accuracy and nothing learned.
+    """
+    values, counts = np.unique(actions, return_counts=True)
+    if values.size < 2:
+        raise DataValidationError(
+            f"all {int(counts.sum())} training windows of {c.symbol} {c.timeframe} are labelled "
+            f"{ACTIONS[int(values[0])]} (labels: {c.labels}); a model cannot learn to tell "
+            "actions apart from one class. Widen the range (data.start, data.end, "
+            "data.max_windows) or choose other label sources (data.labels)",
+            rule="the training labels need at least two actions")
+
+
 class WindowDataModule(L.LightningDataModule):
     """Serve train/val/test windows of one stored series.
 
@@ -157,6 +174,7 @@ class WindowDataModule(L.LightningDataModule):
         keep = labels.annotated  # windows whose end candle no chosen source labels are dropped
         self.splits = Splits(*(s[keep[s]] for s in (splits.train, splits.val, splits.test)))
         _require_nonempty(self.splits, c)  # again: unlabelled windows were dropped
+        _require_two_actions(labels.actions[self.splits.train], c)
         self.arrays, self.labels = arrays, labels
 
     def _loader(self, ends: np.ndarray, sampler=None) -> DataLoader:
