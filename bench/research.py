@@ -8,10 +8,10 @@ All in this one process, on a throw-away store holding a real ETH/USDT 1m slice:
   start (``ray.init`` and the workers' one-off import of torch and Lightning, see
   ``research.sweep.ray_session``) is timed apart, printed, and left out of the ratio.
 * **overhead**: per-trial wall time inside the 1-worker sweep (Ray task + Optuna ask/tell +
-  DuckDB rows + run folders) against the same trial's evaluation run directly in this process
-  (``research.evaluate.evaluate``), the median of the ``--direct`` runs just before and the
-  ``--direct`` runs just after the 1-worker sweep (after one unmeasured warm-up run).
-  Goal: <= 10 %.
+  DuckDB rows + run folders) against the same trials' evaluations run directly in this process
+  (``research.evaluate.evaluate`` with each trial's parameters: a trial's work depends on them,
+  e.g. how often its model trades), half just before and half just after the 1-worker sweep
+  (after one unmeasured warm-up run). Goal: <= 10 %.
 
 Each round measures the direct trials, the 1-worker and the 2-worker sweep back to back
 (``--rounds``, default 3), alternating which sweep goes first; the ratios are given per round
@@ -19,7 +19,7 @@ and as their median, with each round's load. This machine's speed drifts: the sa
 loop takes 0.21 to 0.31 s from one second to the next on an idle machine, and the same direct
 trial 1.0 to 2.1 s, which is why the sides of each ratio are measured next to each other.
 
-Run: ``.venv/bin/python bench/research.py [--trials 8] [--direct 2] [--rounds 3]``; writes
+Run: ``.venv/bin/python bench/research.py [--trials 8] [--rounds 3]``; writes
 ``reports/bench/research.json``. The machine is shared: compare the ratios, and read the load.
 """
 from __future__ import annotations
@@ -70,50 +70,71 @@ def _sweep(store, root: Path, workers: int, trials: int) -> dict:
     done = time.perf_counter()
     return {"workers": workers, "sweep_s": done - started,
             "trial_s": [t["seconds"] for t in out["trials"]], "sweep_id": out["sweep_id"],
+            "params": [t["params"] for t in out["trials"]],
             "states": sorted({t["state"] for t in out["trials"]})}
 
 
-def _direct(store, repeats: int) -> list[float]:
-    from workbench.research.evaluate import EvaluateSpec, evaluate
-    from workbench.train.config import config_from_dict
+def _trial_params(root: Path, trials: int) -> list[dict]:
+    """The parameters the sweeps try, in order: their random sampler (seed 0) asked the same way
+    as ``research.sweep`` asks it, without training anything (checked against the sweeps)."""
+    import optuna
 
-    config = config_from_dict({**TRIAL, "data": {**TRIAL["data"], "db": str(store.path)}})
+    from workbench.research.space import load_space
+
+    space_file = root / "space.yaml"
+    space_file.write_text(SPACE)
+    space = load_space(space_file)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    return [{d.key: d.suggest(trial) for d in space} for trial in (study.ask()
+                                                                   for _ in range(trials))]
+
+
+def _direct(store, params: list[dict]) -> list[float]:
+    """Run the evaluation of each parameter set directly in this process; return the times."""
+    from workbench.research.evaluate import EvaluateSpec, evaluate
+    from workbench.train.config import config_from_dict, merge_overrides
+
+    base = {**TRIAL, "data": {**TRIAL["data"], "db": str(store.path)}}
     times = []
-    if repeats < 1:
-        return times
-    for _ in range(repeats):
+    for one in params:
+        config = config_from_dict(merge_overrides(base, list(one.items())))
         t0 = time.perf_counter()
         evaluate(config, EvaluateSpec(folds=2, draws=100), store)
         times.append(time.perf_counter() - t0)
     return times
 
 
-def _round(store, root: Path, trials: int, direct: int, index: int) -> dict:
-    """One side-by-side measurement: the 1- and the 2-worker sweep, each after direct trials.
+def _round(store, root: Path, params: list[dict], index: int) -> dict:
+    """One side-by-side measurement: the 1- and the 2-worker sweep, and the same trials direct.
 
-    The direct trials run right before and right after the 1-worker sweep, and the order of the
-    two sweeps alternates between rounds (1 then 2 workers, then 2 then 1), so a drift of the
-    machine's speed within a round (a shared VM's CPU speed moves by 20 % within seconds here)
-    does not fall on one side of a ratio.
+    The direct trials are the sweep's own parameter sets, half run right before and half right
+    after the 1-worker sweep, and the order of the two sweeps alternates between rounds (1 then
+    2 workers, then 2 then 1), so a drift of the machine's speed within a round (a shared VM's
+    CPU speed moves by 20 % within seconds here) does not fall on one side of a ratio.
     """
-    times: list[float] = []
+    trials, half = len(params), len(params) // 2
+    direct: list[float] = []
     if index % 2 == 0:
-        times += _direct(store, direct)
+        direct += _direct(store, params[:half])
         one = _sweep(store, root, 1, trials)
-        times += _direct(store, direct)
+        direct += _direct(store, params[half:])
         two = _sweep(store, root, 2, trials)
     else:
         two = _sweep(store, root, 2, trials)
-        times += _direct(store, direct)
+        direct += _direct(store, params[:half])
         one = _sweep(store, root, 1, trials)
-        times += _direct(store, direct)
-    direct_s = statistics.median(times)
-    per_trial = one["sweep_s"] / trials
-    return {"direct_trial_s": times, "direct_median_s": direct_s, "load_avg_1m": os.getloadavg()[0],
-            "sweep_1_worker": one, "sweep_2_workers": two,
+        direct += _direct(store, params[half:])
+    for sweep in (one, two):
+        if sweep["params"] != params:
+            raise SystemExit(f"the sweep tried {sweep['params']}, not the expected {params}")
+    per_trial, direct_mean = one["sweep_s"] / trials, statistics.fmean(direct)
+    return {"direct_trial_s": direct, "direct_mean_s": direct_mean,
+            "load_avg_1m": os.getloadavg()[0], "sweep_1_worker": one, "sweep_2_workers": two,
             "speedup_2_vs_1": one["sweep_s"] / two["sweep_s"], "per_trial_in_sweep_s": per_trial,
-            "overhead_fraction": per_trial / direct_s - 1.0,
-            "task_overhead_fraction": statistics.median(one["trial_s"]) / direct_s - 1.0,
+            "overhead_fraction": per_trial / direct_mean - 1.0,
+            "task_overhead_fraction": statistics.median(
+                t / d for t, d in zip(one["trial_s"], direct)) - 1.0,
             "outside_tasks_per_trial_s": (one["sweep_s"] - sum(one["trial_s"])) / trials,
             "two_worker_task_slowdown": statistics.median(two["trial_s"])
             / statistics.median(one["trial_s"])}
@@ -121,7 +142,7 @@ def _round(store, root: Path, trials: int, direct: int, index: int) -> dict:
 
 def _print(report: dict) -> None:
     for i, r in enumerate(report["rounds"]):
-        print(f"round {i} (load {r['load_avg_1m']:.1f}): direct {r['direct_median_s']:.2f} s, "
+        print(f"round {i} (load {r['load_avg_1m']:.1f}): direct {r['direct_mean_s']:.2f} s, "
               f"1-worker sweep {r['per_trial_in_sweep_s']:.2f} s per trial "
               f"({r['overhead_fraction']:+.1%}, in the task {r['task_overhead_fraction']:+.1%}, "
               f"outside {r['outside_tasks_per_trial_s']:.2f} s); 1 worker "
@@ -137,7 +158,6 @@ def _print(report: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=8)
-    parser.add_argument("--direct", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     from workbench.ui.kernel_startup import quiet_libraries
@@ -147,7 +167,8 @@ def main() -> None:
     os.environ["WORKBENCH_RUNS"] = str(root / "runs")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     store = _store(root)
-    _direct(store, 1)  # unmeasured: imports, first Lightning trainer, DuckDB schema
+    params = _trial_params(root, args.trials)
+    _direct(store, params[:1])  # unmeasured: imports, first Lightning trainer, DuckDB schema
     from workbench.research.sweep import ray_session, warm_workers
 
     t0 = time.perf_counter()
@@ -157,8 +178,7 @@ def main() -> None:
         t0 = time.perf_counter()
         warm_workers(ray, 2)
         warm_s = time.perf_counter() - t0
-        rounds = [_round(store, root, args.trials, args.direct, i)
-                  for i in range(args.rounds)]
+        rounds = [_round(store, root, params, i) for i in range(args.rounds)]
     report = {"trials": args.trials, "ray_init_s": ray_init_s, "worker_warm_s": warm_s,
               "rounds": rounds, "speedup_goal": 1.7, "overhead_goal": 0.10,
               **{k: statistics.median(r[k] for r in rounds)
