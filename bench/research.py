@@ -55,18 +55,27 @@ def _store(root: Path):
     return store
 
 
-def _sweep(store, root: Path, workers: int, trials: int) -> dict:
-    from workbench.research.evaluate import EvaluateSpec
+def _space(root: Path) -> list:
     from workbench.research.space import load_space
-    from workbench.research.sweep import SweepSpec, sweep
 
     space_file = root / "space.yaml"
     space_file.write_text(SPACE)
+    return load_space(space_file)
+
+
+def _base(store) -> dict:
+    """The trial's config on this store, before a trial's parameters."""
+    return {**TRIAL, "data": {**TRIAL["data"], "db": str(store.path)}}
+
+
+def _sweep(store, space: list, workers: int, trials: int) -> dict:
+    from workbench.research.evaluate import EvaluateSpec
+    from workbench.research.sweep import SweepSpec, sweep
+
     spec = SweepSpec(trials=trials, workers=workers, sampler="random", prune=False,
                      evaluation=EvaluateSpec(folds=2, draws=100))
-    config = {**TRIAL, "data": {**TRIAL["data"], "db": str(store.path)}}
     started = time.perf_counter()
-    out = sweep(config, load_space(space_file), spec, store)  # joins the running local Ray
+    out = sweep(_base(store), space, spec, store)  # joins the running local Ray
     done = time.perf_counter()
     return {"workers": workers, "sweep_s": done - started,
             "trial_s": [t["seconds"] for t in out["trials"]], "sweep_id": out["sweep_id"],
@@ -74,16 +83,11 @@ def _sweep(store, root: Path, workers: int, trials: int) -> dict:
             "states": sorted({t["state"] for t in out["trials"]})}
 
 
-def _trial_params(root: Path, trials: int) -> list[dict]:
+def _trial_params(space: list, trials: int) -> list[dict]:
     """The parameters the sweeps try, in order: their random sampler (seed 0) asked the same way
     as ``research.sweep`` asks it, without training anything (checked against the sweeps)."""
     import optuna
 
-    from workbench.research.space import load_space
-
-    space_file = root / "space.yaml"
-    space_file.write_text(SPACE)
-    space = load_space(space_file)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     return [{d.key: d.suggest(trial) for d in space} for trial in (study.ask()
@@ -95,17 +99,16 @@ def _direct(store, params: list[dict]) -> list[float]:
     from workbench.research.evaluate import EvaluateSpec, evaluate
     from workbench.train.config import config_from_dict, merge_overrides
 
-    base = {**TRIAL, "data": {**TRIAL["data"], "db": str(store.path)}}
     times = []
     for one in params:
-        config = config_from_dict(merge_overrides(base, list(one.items())))
+        config = config_from_dict(merge_overrides(_base(store), list(one.items())))
         t0 = time.perf_counter()
         evaluate(config, EvaluateSpec(folds=2, draws=100), store)
         times.append(time.perf_counter() - t0)
     return times
 
 
-def _round(store, root: Path, params: list[dict], index: int) -> dict:
+def _round(store, space: list, params: list[dict], index: int) -> dict:
     """One side-by-side measurement: the 1- and the 2-worker sweep, and the same trials direct.
 
     The direct trials are the sweep's own parameter sets, half run right before and half right
@@ -117,13 +120,13 @@ def _round(store, root: Path, params: list[dict], index: int) -> dict:
     direct: list[float] = []
     if index % 2 == 0:
         direct += _direct(store, params[:half])
-        one = _sweep(store, root, 1, trials)
+        one = _sweep(store, space, 1, trials)
         direct += _direct(store, params[half:])
-        two = _sweep(store, root, 2, trials)
+        two = _sweep(store, space, 2, trials)
     else:
-        two = _sweep(store, root, 2, trials)
+        two = _sweep(store, space, 2, trials)
         direct += _direct(store, params[:half])
-        one = _sweep(store, root, 1, trials)
+        one = _sweep(store, space, 1, trials)
         direct += _direct(store, params[half:])
     for sweep in (one, two):
         if sweep["params"] != params:
@@ -167,7 +170,8 @@ def main() -> None:
     os.environ["WORKBENCH_RUNS"] = str(root / "runs")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     store = _store(root)
-    params = _trial_params(root, args.trials)
+    space = _space(root)
+    params = _trial_params(space, args.trials)
     _direct(store, params[:1])  # unmeasured: imports, first Lightning trainer, DuckDB schema
     from workbench.research.sweep import ray_session, warm_workers
 
@@ -178,7 +182,7 @@ def main() -> None:
         t0 = time.perf_counter()
         warm_workers(ray, 2)
         warm_s = time.perf_counter() - t0
-        rounds = [_round(store, root, params, i) for i in range(args.rounds)]
+        rounds = [_round(store, space, params, i) for i in range(args.rounds)]
     report = {"trials": args.trials, "ray_init_s": ray_init_s, "worker_warm_s": warm_s,
               "rounds": rounds, "speedup_goal": 1.7, "overhead_goal": 0.10,
               **{k: statistics.median(r[k] for r in rounds)

@@ -124,8 +124,9 @@ def backtest(store: Store, days: int = 3) -> None:
     print(f"   backtest {result.backtest_id}: " + ", ".join(
         f"{k} {text[k]}" for k in ("# Trades", "Win Rate [%]", "Return [%]", "Max. Drawdown [%]",
                                    "Sharpe Ratio", "Exposure Time [%]")))
-    if result.open_trades_note():
-        print(f"   ({result.open_trades_note()})")
+    note = result.open_trades_note()
+    if note:
+        print(f"   ({note})")
 
 
 def notebooks(store: Store) -> None:

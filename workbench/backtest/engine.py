@@ -248,8 +248,9 @@ def write_backtest_files(result: BacktestResult, store: Store) -> Path:
     """Write ``trades.parquet`` and ``equity.parquet`` of a backtest; return their folder.
 
     The folder is ``<run_dir>/backtests/<backtest_id>`` (``data/backtests/`` beside the
-    database when the signals came from a file). The files are written to a temporary folder renamed into place, so the folder is whole
-    or absent; the result's ``trades_path`` and ``equity_path`` are set.
+    database when the signals came from a file). The files are written to a temporary folder
+    renamed into place, so the folder is whole or absent; the result's ``trades_path`` and
+    ``equity_path`` are set.
     """
     run_dir = result.run_dir
     base = (run_dir / "backtests") if run_dir else resolve_db_path(store.path).parent / "backtests"

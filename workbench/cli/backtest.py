@@ -62,8 +62,9 @@ def _print_result(result, summary: dict) -> None:
     for name, value in format_stats(result.stats):
         typer.echo(f"  {name:<24} {value}")
     typer.echo(f"  ({result.stats.annualisation.describe()})")
-    if result.open_trades_note():
-        typer.echo(f"  ({result.open_trades_note()})")
+    note = result.open_trades_note()
+    if note:
+        typer.echo(f"  ({note})")
     if summary.get("trades_path"):
         typer.echo(f"  trades  {summary['trades_path']}")
         typer.echo(f"  equity  {summary['equity_path']}")

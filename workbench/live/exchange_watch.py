@@ -39,11 +39,12 @@ def _on_update(feed, client, candles: list) -> None:
         feed.push_closed(feed.fetch_closed(expected, newest_open).rows())
 
 
-async def _wait(feed, task: asyncio.Task, seconds: float) -> bool:
-    """Wait up to ``seconds`` for ``task``; True when it finished.
+async def _wait(feed, task: asyncio.Task | None, seconds: float) -> bool:
+    """Wait up to ``seconds`` for ``task`` (``None``: just wait); True when it finished.
 
     ``feed.done()`` is looked at every :data:`STOP_CHECK_S`, so a stop (the panel's Stop
-    button, Ctrl-C) ends the watch at once instead of after a silent ``poll_s``.
+    button, Ctrl-C) ends the watch at once instead of after a silent ``poll_s`` or a reconnect
+    backoff.
     """
     loop = asyncio.get_running_loop()
     end = loop.time() + seconds
@@ -51,10 +52,12 @@ async def _wait(feed, task: asyncio.Task, seconds: float) -> bool:
         left = end - loop.time()
         if left <= 0:
             return False
-        finished, _ = await asyncio.wait({task}, timeout=min(STOP_CHECK_S, left))
-        if finished:
+        step = min(STOP_CHECK_S, left)
+        if task is None:
+            await asyncio.sleep(step)
+        elif (await asyncio.wait({task}, timeout=step))[0]:
             return True
-    return task.done()
+    return task is not None and task.done()
 
 
 async def watch_loop(feed, client) -> None:
@@ -82,7 +85,7 @@ async def watch_loop(feed, client) -> None:
                     raise LiveSourceError(f"{feed.source} watch_ohlcv: gave up after "
                                           f"{failures} failures in a row (last: "
                                           f"{feed.retry.last_error})") from None
-                await asyncio.sleep(feed.retry.delay(failures))
+                await _wait(feed, None, feed.retry.delay(failures))
                 feed.catch_up()  # what the outage missed, before the stream goes on
                 continue
             except ccxt.BaseError as exc:  # an exchange error no reconnect fixes

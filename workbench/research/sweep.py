@@ -144,7 +144,8 @@ def _study(sweep_id: str, spec: SweepSpec, path: Path, resume: bool):
     sampler = (optuna.samplers.TPESampler(seed=spec.seed) if spec.sampler == "tpe"
                else optuna.samplers.RandomSampler(seed=spec.seed))
     study = optuna.create_study(study_name=sweep_id, storage=storage, sampler=sampler,
-                                pruner=_pruner(spec.prune), direction=get_objective(spec.objective).direction,
+                                pruner=_pruner(spec.prune),
+                                direction=get_objective(spec.objective).direction,
                                 load_if_exists=True)
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)  # left by a killed sweep
@@ -185,6 +186,9 @@ def run_trial(payload: dict) -> dict:
             "seconds": time.perf_counter() - t0}
 
 
+NEG_VAL_LOSS = "neg_val_loss"
+
+
 def _pruning(payload: dict):
     """Return ``fn(fold) -> callbacks``: the pruning callback for the first fold, none after.
 
@@ -206,9 +210,6 @@ def _pruning(payload: dict):
         callbacks = [_NegatedValLoss(), PyTorchLightningPruningCallback(trial, NEG_VAL_LOSS)]
     # only the first fold: every trial sees the same data there, so its curves compare
     return lambda fold: callbacks if fold == 0 else []
-
-
-NEG_VAL_LOSS = "neg_val_loss"
 
 
 class _NegatedValLoss(Callback):
@@ -253,12 +254,12 @@ def ray_session(workers: int, address: str | None = None, *, warm: bool = True):
 def _import_trial_code() -> int:
     """The warm-up task: import what :func:`run_trial` needs; return the worker's pid.
 
-    That is this module (with the evaluation, the backtest engine, torch and Lightning under
-    it), Optuna, and the model loader and engine that the backtests and runs import on first use.
+    Running it imports this module (the evaluation, the backtest engine, torch and Lightning);
+    the task imports what a trial imports on first use: Optuna, its Lightning pruning callback
+    and the model loader of the backtests.
     """
     import optuna  # noqa: F401
-    import workbench.research.sweep  # noqa: F401
-    import workbench.train.engine  # noqa: F401
+    import optuna_integration  # noqa: F401
     import workbench.train.handle  # noqa: F401
 
     return os.getpid()

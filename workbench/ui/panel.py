@@ -441,14 +441,13 @@ class ControlPanel:
     def stop(self) -> None:
         """Ask everything running to stop at its next step (a Stop button press)."""
         self.stop_event.set()
-        self.jobs.stopping = True
+        self.jobs.request_stop()
         if self.session is not None:
             self.session.stop(wait=False)
         if self._run_handle is not None:
             self._run_handle.stop()
         self.log("stop requested")
         self.refresh()
-        self.jobs.request_stop()
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """Wait until no work runs (for notebooks run headless and tests)."""

@@ -50,9 +50,9 @@ class _Snapshot:
             return self._image(model)
         if name == "OutputModel":
             return "".join(self._output(o) for o in st.get("outputs", []))
-        if name == "FigureModel" or "_data" in st or "_widget_data" in st:  # plotly < 6, >= 6
-            return self.plotly_html({"data": st.get("_widget_data", st.get("_data", [])),
-                                     "layout": st.get("_widget_layout", st.get("_layout", {}))})
+        if "_widget_data" in st:  # plotly's FigureWidget (an anywidget model)
+            return self.plotly_html({"data": st["_widget_data"],
+                                     "layout": st.get("_widget_layout", {})})
         children = "".join(self.render(c, depth + 1) for c in st.get("children", []))
         flow = "row" if name == "HBoxModel" else "column"
         return f"<div style='display:flex;flex-direction:{flow};gap:4px'>{children}</div>"

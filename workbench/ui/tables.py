@@ -182,3 +182,19 @@ def _flat(obj: Any, prefix: str):
             yield name, human_percent(value, fraction=True, digits=3)
         else:
             yield name, value
+
+
+#: headings of the research tables' columns (:mod:`workbench.research.report`)
+RESEARCH_HEADINGS = {"name": "strategy", "return_pct": "return", "sharpe": "Sharpe",
+                     "max_drawdown": "max drawdown", "n_trades": "trades",
+                     "oos_return": "OOS return", "oos_sharpe": "OOS Sharpe",
+                     "oos_max_drawdown": "OOS max drawdown", "value": "objective",
+                     "params": "parameters"}
+
+
+def research_table(frame: pl.DataFrame, *, caption: str = "") -> Table:
+    """A baselines or leaderboard frame (``research.report.baselines_frame`` / ``leaderboard``)
+    with readable headings; returns and drawdowns (fractions) read as percentages."""
+    fractions = {c: "fraction" for c in frame.columns if c.endswith(("return", "return_pct",
+                                                                     "drawdown"))}
+    return table(frame, fractions, rename=RESEARCH_HEADINGS, caption=caption)
