@@ -56,8 +56,12 @@ def write_json_atomic(path: Path, payload, **dump_options) -> Path:
 
 
 def now_iso() -> str:
-    """Return the current UTC time as ISO-8601 text, to the second (the times of ``run.json``)."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    """Return the current UTC time as ISO-8601 text, to the millisecond (the times of ``run.json``).
+
+    Milliseconds, because "newest run" is ordered by ``created_at``: a live session's child run
+    can be created within the second of its parent, and a tie would make "newest" arbitrary.
+    """
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def runs_dir(db=None) -> Path:

@@ -152,3 +152,15 @@ def test_stop_ends_a_background_run_early_as_completed(db):
     record = handle.wait(120)
     assert record["status"] == "completed" and 1 <= record["epochs_run"] < 500
     assert (run_path(handle.run_id) / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_runs_created_within_one_second_list_newest_first(tmp_path):
+    from workbench.runs import now_iso, update_run
+
+    db = tmp_path / "w.duckdb"
+    # ids in reverse alphabetical order of creation, so folder order cannot pass for time order
+    ids = [f"run-{letter}" for letter in "edcba"]
+    for run_id in ids:
+        update_run(run_id, db, status="completed", created_at=now_iso())
+        time.sleep(0.003)
+    assert [run["run_id"] for run in list_runs(db)] == ids[::-1]
