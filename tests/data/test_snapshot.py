@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import polars as pl
+import pytest
 
 from workbench.data.store.snapshot import SeriesSnapshot
+from workbench.errors import ParameterError
 
 
 def test_snapshot_reads_equal_the_stores_reads(eth_store):
@@ -43,4 +45,44 @@ def test_a_snapshot_of_a_missing_series_is_empty(tmp_store):
     assert snap.read_ohlcv("NOPE/USDT", "1m").height == 0
     assert snap.read_ts("NOPE/USDT", "1m").columns == ["ts"]
     assert isinstance(snap.read_ohlcv("NOPE/USDT", "1m", 0, 10), pl.DataFrame)
+
+
+
+def _labels(ts, actions, source="rule") -> pl.DataFrame:
+    return pl.DataFrame({"ts": ts, "action": actions, "source": [source] * len(ts)})
+
+
+def test_the_series_labels_wait_for_the_next_write_and_other_labels_do_not(
+        eth_store, eth_slice, file_opens):
+    snap = SeriesSnapshot(eth_store, "ETH/USDT", "1m")
+    ts = [int(t) for t in eth_slice["ts"][:3]]
+    assert snap.add_annotations("ETH/USDT", "1m", _labels(ts, ["BUY", "HOLD", "SELL"])) == 3
+    # a later label of the same candle replaces the earlier one, as in the file
+    snap.add_annotations("ETH/USDT", "1m", _labels(ts[:1], ["SELL"]))
+    assert len(file_opens) == 1 and eth_store.read_annotations("ETH/USDT", "1m").height == 0
+    # a rolled-back write keeps them held; the next committed write stores them with its own
+    with pytest.raises(RuntimeError), snap.transaction():
+        raise RuntimeError("the evaluation's write failed")
+    assert eth_store.read_annotations("ETH/USDT", "1m").height == 0
+    snap.add_annotations("BTC/USDT", "1m", _labels(ts[:1], ["BUY"]))  # not held: written now
+    assert eth_store.read_annotations("BTC/USDT", "1m").height == 1
+    stored = eth_store.read_annotations("ETH/USDT", "1m")
+    assert stored["action"].to_list() == ["SELL", "HOLD", "SELL"]
+    # written once: a later write (here a person's label, which it must not replace) carries
+    # nothing
+    eth_store.add_annotations("ETH/USDT", "1m", _labels(ts[:1], ["HOLD"], "manual"))
+    eth_store.add_annotations("ETH/USDT", "1m", _labels(ts[1:2], ["BUY"]))
+    snap.save_sweep_trials([{"sweep_id": "sw-1", "trial": 1, "state": "COMPLETE"}])
+    stored = eth_store.read_annotations("ETH/USDT", "1m", sources=["rule"])
+    assert stored["action"].to_list() == ["SELL", "BUY", "SELL"]
+
+
+def test_reading_the_series_labels_includes_the_held_ones_and_bad_labels_fail_at_once(
+        eth_store, eth_slice):
+    snap = SeriesSnapshot(eth_store, "ETH/USDT", "1m")
+    ts = [int(t) for t in eth_slice["ts"][:2]]
+    snap.add_annotations("ETH/USDT", "1m", _labels(ts, ["BUY", "SELL"]))
+    assert snap.read_annotations("ETH/USDT", "1m")["action"].to_list() == ["BUY", "SELL"]
+    with pytest.raises(ParameterError, match=rf"annotation at ts {ts[0]}: action 'MAYBE'"):
+        snap.add_annotations("ETH/USDT", "1m", _labels(ts[:1], ["MAYBE"]))
 

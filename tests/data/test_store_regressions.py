@@ -106,3 +106,20 @@ def test_an_old_damaged_store_file_is_reported_not_retried(tmp_path):
     os.utime(path, (1, 1))
     with pytest.raises(StoreError, match="not a valid DuckDB database file"):
         Store(path, busy_timeout=10).series()
+
+
+def test_research_rows_are_checked_against_the_schemas_columns(tmp_store):
+    with pytest.raises(ParameterError, match=r"field\(s\) \['vale'\] are not sweep_trials"):
+        tmp_store.save_sweep_trials([{"sweep_id": "sw-1", "trial": 0, "state": "COMPLETE",
+                                      "vale": 1.0}])
+    tmp_store.save_sweep({"sweep_id": "sw-1", "n_trials": 1},
+                         [{"sweep_id": "sw-1", "trial": 0, "state": "COMPLETE", "value": 1.5,
+                           "params": {"model.d_model": 8}}])
+    assert tmp_store.sweep_trials("sw-1")["params"].to_list() == ['{"model.d_model": 8}']
+    assert tmp_store.sweeps()["n_trials"].to_list() == [1]
+    # every column list of the schema is the table DuckDB made
+    from workbench.data.store.schema import RESEARCH_COLUMNS
+    for table, columns in RESEARCH_COLUMNS.items():
+        made = tmp_store.query("SELECT column_name FROM information_schema.columns WHERE "
+                               "table_name = ? ORDER BY ordinal_position", [table])
+        assert tuple(made["column_name"]) == columns

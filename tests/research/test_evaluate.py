@@ -54,17 +54,23 @@ def test_evaluate_cli_reports_folds_oos_stats_and_every_baseline(eth_store, tiny
         assert Path(row["trades_path"]).is_file() and Path(row["equity_path"]).is_file()
 
 
-def test_an_evaluation_opens_the_store_four_times_for_two_folds(eth_store, tiny_lstm,
-                                                                file_opens):
-    """One read of the series, each fold's label write-back, one write of the whole result.
+def test_an_evaluation_opens_the_store_twice_and_stores_its_folds_labels(eth_store, tiny_lstm,
+                                                                         file_opens):
+    """One read of the series, one write of the whole result with the folds' derived labels.
 
     Every open of the DuckDB file costs about 35 ms of CPU, and the processes of a sweep take
-    turns on its lock; a 2-fold evaluation opened it 12 times before the series snapshot and
-    the one final transaction.
+    turns on its lock; a 2-fold evaluation opened it 12 times before the series snapshot, the
+    one final transaction and the labels held until it.
     """
     s = evaluate(config_from_dict(tiny_lstm), EvaluateSpec(folds=2, draws=20), eth_store)
-    assert len(file_opens) == 4, file_opens
+    assert len(file_opens) == 2, file_opens
     assert eth_store.backtests().height == 2 and eth_store.folds(s["evaluation_id"]).height == 2
+    # each fold's rule labels of its training samples, as a plain training run writes them
+    labels = eth_store.read_annotations("ETH/USDT", "1m", sources=["rule"])
+    for fold in s["folds"]:
+        inside = labels.filter(pl.col("ts").is_between(fold["train_start_ts"],
+                                                       fold["train_end_ts"]))
+        assert inside.height >= 200 and set(inside["action"]) <= {"BUY", "SELL", "HOLD"}
 
 
 def test_a_failed_evaluation_leaves_no_fold_backtest_behind(eth_store, tiny_lstm):
@@ -79,6 +85,7 @@ def test_a_failed_evaluation_leaves_no_fold_backtest_behind(eth_store, tiny_lstm
                  fold_callbacks=lambda fold: [Fail()] if fold == 1 else [])
     assert eth_store.backtests().height == 0 and eth_store.evaluations().height == 0
     assert list(runs_dir(eth_store.path).rglob("backtests/*")) == []
+    assert eth_store.read_annotations("ETH/USDT", "1m").height == 0  # nor the folds' labels
 
 
 def test_fold_runs_never_train_on_rows_the_test_window_reads(eth_store, tiny_lstm):

@@ -54,10 +54,22 @@ def _spec(trials: int) -> SweepSpec:
                      evaluation=EvaluateSpec(folds=2, draws=20))
 
 
-def test_sweep_on_local_ray_stores_trials_and_resumes(local_ray, eth_store, tiny_lstm, space):
+def _stored_trials(store) -> int:
+    return store.query("SELECT count(*) AS n FROM sweep_trials")["n"][0]
+
+
+def test_sweep_on_local_ray_stores_trials_and_resumes(local_ray, eth_store, tiny_lstm, space,
+                                                      monkeypatch):
+    import workbench.research.sweep as sweep_module
+
+    # rows written after every trial when they have waited ROWS_EVERY_S (here: always)
+    monkeypatch.setattr(sweep_module, "ROWS_EVERY_S", 0.0)
+    seen = []
     # a base config asking for 3 torch threads: each 1-CPU trial still trains on 1
     base = {**tiny_lstm, "training": {**tiny_lstm["training"], "num_threads": 3}}
-    out = sweep(base, space, _spec(2), eth_store)
+    out = sweep(base, space, _spec(2), eth_store,
+                progress=lambda number, _out: seen.append(_stored_trials(eth_store)))
+    assert seen == [1, 2]
     assert out["n_trials"] == 2 and {t["state"] for t in out["trials"]} == {"COMPLETE"}, \
         [t.get("error") for t in out["trials"]]
     rows = eth_store.sweep_trials(out["sweep_id"]).to_dicts()
@@ -78,8 +90,19 @@ def test_sweep_on_local_ray_stores_trials_and_resumes(local_ray, eth_store, tiny
     assert {load_run_config(r["run_id"], eth_store.path).training.num_threads
             for r in runs} == {1}
     assert storage_path(eth_store.path).is_file()
-    again = sweep(tiny_lstm, space, _spec(3), eth_store, sweep_id=out["sweep_id"])
+    # a sweep killed before its rows were written: they are in the journal, and resuming
+    # writes them with the new trial's (the default wait: none written before the end)
+    with eth_store.transaction() as con:
+        con.execute("DELETE FROM sweep_trials")
+    monkeypatch.setattr(sweep_module, "ROWS_EVERY_S", 30.0)
+    seen.clear()
+    again = sweep(tiny_lstm, space, _spec(3), eth_store, sweep_id=out["sweep_id"],
+                  progress=lambda number, _out: seen.append(_stored_trials(eth_store)))
     assert again["n_trials"] == 3 and [t["trial"] for t in again["trials"]] == [0, 1, 2]
+    assert seen == [0]
+    stored = eth_store.sweep_trials(out["sweep_id"])
+    assert stored["trial"].to_list() == [0, 1, 2] and stored["value"].is_not_null().all()
+    assert [json.loads(p) for p in stored["params"]] == [t["params"] for t in again["trials"]]
 
 
 def test_local_ray_workers_run_at_normal_priority_and_are_reused(local_ray):

@@ -23,6 +23,11 @@ space (:mod:`workbench.research.space`), runs each trial as a Ray task with decl
 * **Statistics.** Over the completed trials' out-of-sample return series (aligned on candle
   time): the Deflated Sharpe Ratio of the best trial and the PBO by CSCV
   (:mod:`workbench.research.overfitting`). Trials land in ``sweep_trials``, the sweep in ``sweeps``.
+* **Trial rows.** Each finished trial's row goes into the study's journal at once (a user
+  attribute of the trial, an append to a file) and into ``sweep_trials`` at most every
+  :data:`ROWS_EVERY_S` seconds and at the end, in one transaction each: the driver does not take
+  the DuckDB file from the workers after every short trial. A resumed sweep writes the rows of
+  the trials its killed predecessor finished, from the journal.
 """
 from __future__ import annotations
 
@@ -42,7 +47,7 @@ from lightning.pytorch.callbacks import Callback
 from workbench.errors import ParameterError, RunError, WorkbenchError
 from workbench.paths import PROJECT_ROOT, resolve_db_path
 from workbench.research.evaluate import EvaluateSpec, active_job, evaluate
-from workbench.research.trials import sweep_statistics
+from workbench.research.trials import sweep_statistics, trials_frame
 
 SAMPLERS = ("tpe", "random")
 
@@ -337,12 +342,25 @@ def _trial_row(sweep_id: str, number: int, params: dict, out: dict) -> dict:
             "seconds": out.get("seconds"), "error": out.get("error")}
 
 
+#: the most seconds a finished trial's row waits before it is written to ``sweep_trials``
+ROWS_EVERY_S = 30.0
+#: the user attribute of a finished trial in the study's journal holding its ``sweep_trials`` row
+ROW_ATTR = "sweep_trials_row"
+
+
+def _journal_rows(study) -> list[dict]:
+    """The ``sweep_trials`` rows the journal holds for the study's finished trials, in order."""
+    return [t.user_attrs[ROW_ATTR] for t in study.get_trials(deepcopy=False)
+            if ROW_ATTR in t.user_attrs]
+
+
 def _drive(study, space, spec: SweepSpec, submit, store, make_payload, progress) -> None:
     """Keep ``spec.workers`` trials in flight until the study has ``spec.trials`` finished."""
     import ray
 
     finished = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
     remaining, pending = max(0, spec.trials - finished), {}
+    unwritten, written_at = [], time.monotonic()
 
     def fill() -> int:
         while len(pending) < spec.workers and len(pending) < remaining:
@@ -359,9 +377,14 @@ def _drive(study, space, spec: SweepSpec, submit, store, make_payload, progress)
             out = ray.get(ref)
         except ray.exceptions.RayError as exc:
             out = {"state": "FAIL", "error": f"{type(exc).__name__}: {exc}"[:2000]}
+        row = _trial_row(study.study_name, trial.number, params, out)
+        trial.set_user_attr(ROW_ATTR, row)  # kept in the journal before the trial is told
         _tell(study, trial, out)
-        fill()  # the next trial starts before this one's row is written (a DuckDB open)
-        store.save_sweep_trial(_trial_row(study.study_name, trial.number, params, out))
+        fill()  # the next trial starts before this one's row is written
+        unwritten.append(row)
+        if time.monotonic() - written_at >= ROWS_EVERY_S:
+            store.save_sweep_trials(unwritten)
+            unwritten, written_at = [], time.monotonic()
         if progress is not None:
             progress(trial.number, out)
 
@@ -399,10 +422,10 @@ def sweep(config_raw: dict, space, spec: SweepSpec, store, *, sweep_id: str | No
 
 
 def _summarise(study, spec: SweepSpec, store, sweep_id: str) -> dict:
-    rows = store.sweep_trials(sweep_id)
-    stats = sweep_statistics(rows, store.evaluations(sweep_id),
+    """Compute the sweep's statistics; write every trial's row and the sweep's in one go."""
+    trials = sorted(_journal_rows(study), key=lambda row: row["trial"])
+    stats = sweep_statistics(trials_frame(trials), store.evaluations(sweep_id),
                              get_objective(spec.objective).direction)
-    trials = [{**t, "params": json.loads(t["params"])} for t in rows.to_dicts()]
     out = {"sweep_id": sweep_id, "objective": spec.objective,
            "direction": get_objective(spec.objective).direction, "n_trials": len(trials),
            "trials": trials, **stats, "storage": str(storage_path(store.path)),
@@ -411,5 +434,5 @@ def _summarise(study, spec: SweepSpec, store, sweep_id: str) -> dict:
                       "direction": out["direction"], "n_trials": len(trials),
                       "best_trial": stats["best_trial"], "best_value": stats["best_value"],
                       "deflated_sharpe": stats["deflated_sharpe"], "pbo": stats["pbo"],
-                      "summary": {k: v for k, v in out.items() if k != "trials"}})
+                      "summary": {k: v for k, v in out.items() if k != "trials"}}, trials)
     return out

@@ -34,6 +34,14 @@ def trial_returns(trials: pl.DataFrame, evaluations: pl.DataFrame) -> pl.DataFra
     return wide if wide is not None else pl.DataFrame({"ts": []}, schema={"ts": pl.Int64})
 
 
+def trials_frame(rows: list[dict]) -> pl.DataFrame:
+    """Return trial rows (``params`` as a dict) as :meth:`Store.sweep_trials` would frame them."""
+    return pl.DataFrame([{**r, "params": json.dumps(r["params"], sort_keys=True)} for r in rows],
+                        schema_overrides={"trial": pl.Int64, "state": pl.String,
+                                          "params": pl.String, "value": pl.Float64,
+                                          "evaluation_id": pl.String}, infer_schema_length=None)
+
+
 def _pbo_blocks(n_rows: int) -> int:
     blocks = min(10, n_rows // 2)
     return blocks - blocks % 2

@@ -17,17 +17,27 @@ class AnnotationQueries:
         """Insert or replace annotations (columns ts, action, source); returns the row count."""
         if rows.height == 0:
             return 0
+        rows = self._checked_annotations(rows)
+        with self.transaction() as con:
+            self._insert_annotations(con, symbol, timeframe, rows)
+        return rows.height
+
+    @staticmethod
+    def _checked_annotations(rows: pl.DataFrame) -> pl.DataFrame:
+        """Return ``ts, action, source`` of ``rows``; ParameterError names a row breaking a rule."""
         for column, allowed in (("action", ACTIONS), ("source", ANNOTATION_SOURCES)):
             bad = rows.filter(~pl.col(column).is_in(list(allowed)))
             if bad.height:
                 raise ParameterError(f"annotation at ts {bad['ts'][0]}: {column} "
                                      f"{bad[column][0]!r} is not one of {allowed}")
-        with self.transaction() as con:
-            with registered(con, "_ann", rows.select("ts", "action", "source")):
-                con.execute(
-                    "INSERT OR REPLACE INTO annotations (symbol, timeframe, ts, action, source) "
-                    "SELECT ?, ?, ts, action, source FROM _ann", [symbol, timeframe])
-        return rows.height
+        return rows.select("ts", "action", "source")
+
+    @staticmethod
+    def _insert_annotations(con, symbol: str, timeframe: str, rows: pl.DataFrame) -> None:
+        """Insert or replace checked annotations inside the caller's transaction."""
+        with registered(con, "_ann", rows):
+            con.execute("INSERT OR REPLACE INTO annotations (symbol, timeframe, ts, action, source) "
+                        "SELECT ?, ?, ts, action, source FROM _ann", [symbol, timeframe])
 
     def read_annotations(self, symbol: str, timeframe: str, start: int | None = None,
                          end: int | None = None,

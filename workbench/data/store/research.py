@@ -2,29 +2,26 @@
 from __future__ import annotations
 
 import json
+from typing import Sequence
 
 import polars as pl
 
+from workbench.data.store.schema import RESEARCH_COLUMNS
 from workbench.errors import ParameterError
 
-RESEARCH_TABLES = ("evaluations", "folds", "sweeps", "sweep_trials")
+RESEARCH_TABLES = tuple(RESEARCH_COLUMNS)
 
 
 class ResearchQueries:
     """Methods of :class:`~workbench.data.store.Store` on the research tables."""
-
-    @staticmethod
-    def _research_columns(con, table: str) -> list[str]:
-        return [r[0] for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
-            "ORDER BY ordinal_position", [table]).fetchall()]
 
     def _upsert(self, con, table: str, row: dict) -> None:
         if table not in RESEARCH_TABLES:
             raise ParameterError(f"table {table!r} is not one of {list(RESEARCH_TABLES)}")
         row = {k: json.dumps(v, sort_keys=True, default=str) if isinstance(v, (dict, list))
                else v for k, v in row.items()}
-        unknown = sorted(set(row) - set(self._research_columns(con, table)))
+        # the columns from the schema, not information_schema (a 14 ms query per row written)
+        unknown = sorted(set(row) - set(RESEARCH_COLUMNS[table]))
         if unknown:
             raise ParameterError(f"field(s) {unknown} are not {table} columns")
         cols = list(row)
@@ -51,15 +48,18 @@ class ResearchQueries:
         return self.query("SELECT * FROM folds WHERE evaluation_id = ? ORDER BY fold",
                           [evaluation_id])
 
-    def save_sweep(self, row: dict) -> None:
-        """Insert or update one sweep's summary row."""
+    def save_sweep(self, row: dict, trials: Sequence[dict] = ()) -> None:
+        """Insert or update one sweep's summary row and its ``trials`` rows, in one transaction."""
         with self.transaction() as con:
+            for trial in trials:
+                self._upsert(con, "sweep_trials", trial)
             self._upsert(con, "sweeps", row)
 
-    def save_sweep_trial(self, row: dict) -> None:
-        """Insert or update one trial of a sweep (``params`` may be a dict)."""
+    def save_sweep_trials(self, rows: Sequence[dict]) -> None:
+        """Insert or update trials of a sweep in one transaction (``params`` may be a dict)."""
         with self.transaction() as con:
-            self._upsert(con, "sweep_trials", row)
+            for row in rows:
+                self._upsert(con, "sweep_trials", row)
 
     def sweeps(self) -> pl.DataFrame:
         """Return stored sweeps, newest first."""

@@ -49,6 +49,42 @@ BACKTEST_FIELDS = (
 BACKTEST_COLUMNS = tuple(name for name, _ in BACKTEST_FIELDS)
 
 
+#: walk-forward evaluations and sweeps (workbench/research): one row each, plus their folds and
+#: trials, by table name: (column, SQL type) pairs; a row written to these tables is checked
+#: against them (``ResearchQueries._upsert``)
+RESEARCH_FIELDS = {
+    "evaluations": (
+        ("evaluation_id", "VARCHAR PRIMARY KEY"), ("sweep_id", "VARCHAR"), ("trial", "INTEGER"),
+        ("symbol", "VARCHAR NOT NULL"), ("timeframe", "VARCHAR NOT NULL"),
+        ("model_type", "VARCHAR"), ("folds", "INTEGER NOT NULL"), ("scheme", "VARCHAR NOT NULL"),
+        ("purge", "INTEGER"), ("embargo", "INTEGER"),
+        ("created_at", "TIMESTAMP NOT NULL DEFAULT current_timestamp"),
+        ("oos_return", "DOUBLE"), ("oos_sharpe", "DOUBLE"), ("oos_max_drawdown", "DOUBLE"),
+        ("oos_n_trades", "BIGINT"), ("verdict", "VARCHAR"), ("summary", "VARCHAR")),
+    "folds": (
+        ("evaluation_id", "VARCHAR NOT NULL"), ("fold", "INTEGER NOT NULL"),
+        ("run_id", "VARCHAR"), ("backtest_id", "VARCHAR"), ("train_start_ts", "BIGINT"),
+        ("train_end_ts", "BIGINT"), ("test_start_ts", "BIGINT"), ("test_end_ts", "BIGINT"),
+        ("return_pct", "DOUBLE"), ("sharpe", "DOUBLE"), ("max_drawdown", "DOUBLE"),
+        ("n_trades", "BIGINT"), ("buy_hold_return", "DOUBLE"), ("val_loss", "DOUBLE")),
+    "sweeps": (
+        ("sweep_id", "VARCHAR PRIMARY KEY"), ("objective", "VARCHAR"), ("direction", "VARCHAR"),
+        ("created_at", "TIMESTAMP NOT NULL DEFAULT current_timestamp"),
+        ("n_trials", "INTEGER"), ("best_trial", "INTEGER"), ("best_value", "DOUBLE"),
+        ("deflated_sharpe", "DOUBLE"), ("pbo", "DOUBLE"), ("summary", "VARCHAR")),
+    "sweep_trials": (
+        ("sweep_id", "VARCHAR NOT NULL"), ("trial", "INTEGER NOT NULL"),
+        ("state", "VARCHAR NOT NULL"), ("params", "VARCHAR"), ("value", "DOUBLE"),
+        ("evaluation_id", "VARCHAR"), ("oos_return", "DOUBLE"), ("oos_sharpe", "DOUBLE"),
+        ("oos_max_drawdown", "DOUBLE"), ("val_loss", "DOUBLE"), ("seconds", "DOUBLE"),
+        ("error", "VARCHAR"), ("created_at", "TIMESTAMP NOT NULL DEFAULT current_timestamp")),
+}
+RESEARCH_COLUMNS = {table: tuple(name for name, _ in fields)
+                    for table, fields in RESEARCH_FIELDS.items()}
+#: the composite primary keys (single-column keys are in their column's type)
+RESEARCH_KEYS = {"folds": ("evaluation_id", "fold"), "sweep_trials": ("sweep_id", "trial")}
+
+
 #: paper trading (workbench/live/paper.py): one session's orders, fills, equity curve and open
 #: position, by the short name the store's paper methods take: (column, SQL type) pairs
 PAPER_FIELDS = {
@@ -80,6 +116,12 @@ def _paper_ddl(kind: str) -> str:
     key = PAPER_KEYS[kind]
     pk = f", PRIMARY KEY (session_id, {key})" if key else ""
     return f"CREATE TABLE IF NOT EXISTS paper_{kind} ({_columns_sql(PAPER_FIELDS[kind])}{pk})"
+
+
+def _research_ddl(table: str) -> str:
+    key = RESEARCH_KEYS.get(table)
+    pk = f", PRIMARY KEY ({', '.join(key)})" if key else ""
+    return f"CREATE TABLE IF NOT EXISTS {table} ({_columns_sql(RESEARCH_FIELDS[table])}{pk})"
 
 
 def _columns_sql(fields) -> str:
@@ -123,29 +165,5 @@ SCHEMA = (
         run_id VARCHAR PRIMARY KEY, kind VARCHAR, status VARCHAR,
         created_at TIMESTAMP NOT NULL DEFAULT current_timestamp, summary VARCHAR)""",
     *(_paper_ddl(kind) for kind in PAPER_FIELDS),
-    # walk-forward evaluations and sweeps (workbench/research): one row each, plus folds/trials
-    """CREATE TABLE IF NOT EXISTS evaluations (
-        evaluation_id VARCHAR PRIMARY KEY, sweep_id VARCHAR, trial INTEGER,
-        symbol VARCHAR NOT NULL, timeframe VARCHAR NOT NULL, model_type VARCHAR,
-        folds INTEGER NOT NULL, scheme VARCHAR NOT NULL, purge INTEGER, embargo INTEGER,
-        created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
-        oos_return DOUBLE, oos_sharpe DOUBLE, oos_max_drawdown DOUBLE, oos_n_trades BIGINT,
-        verdict VARCHAR, summary VARCHAR)""",
-    """CREATE TABLE IF NOT EXISTS folds (
-        evaluation_id VARCHAR NOT NULL, fold INTEGER NOT NULL, run_id VARCHAR,
-        backtest_id VARCHAR, train_start_ts BIGINT, train_end_ts BIGINT, test_start_ts BIGINT,
-        test_end_ts BIGINT, return_pct DOUBLE, sharpe DOUBLE, max_drawdown DOUBLE,
-        n_trades BIGINT, buy_hold_return DOUBLE, val_loss DOUBLE,
-        PRIMARY KEY (evaluation_id, fold))""",
-    """CREATE TABLE IF NOT EXISTS sweeps (
-        sweep_id VARCHAR PRIMARY KEY, objective VARCHAR, direction VARCHAR,
-        created_at TIMESTAMP NOT NULL DEFAULT current_timestamp, n_trials INTEGER,
-        best_trial INTEGER, best_value DOUBLE, deflated_sharpe DOUBLE, pbo DOUBLE,
-        summary VARCHAR)""",
-    """CREATE TABLE IF NOT EXISTS sweep_trials (
-        sweep_id VARCHAR NOT NULL, trial INTEGER NOT NULL, state VARCHAR NOT NULL,
-        params VARCHAR, value DOUBLE, evaluation_id VARCHAR, oos_return DOUBLE,
-        oos_sharpe DOUBLE, oos_max_drawdown DOUBLE, val_loss DOUBLE, seconds DOUBLE,
-        error VARCHAR, created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
-        PRIMARY KEY (sweep_id, trial))""",
+    *(_research_ddl(table) for table in RESEARCH_FIELDS),
 )

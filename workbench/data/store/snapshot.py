@@ -9,12 +9,23 @@ series, every write) goes to the file as usual.
 
 All folds then see the same candles even if an ingest lands during the evaluation, which is what
 an evaluation should compare anyway.
+
+The labels a training run derives from the candles (pivot and rule annotations, written back so
+people can see them) are held too, and written with the next write to the file: an evaluation's
+folds write theirs in the transaction that stores the evaluation, not in one open each. An
+evaluation that fails stores no labels, as it stores nothing else.
 """
 from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Sequence
+
+import duckdb
 
 import numpy as np
 import polars as pl
 
+from workbench.actions import ANNOTATION_SOURCES
 from workbench.data.store import Store
 
 _MIN, _MAX = -(2**62), 2**62
@@ -33,6 +44,7 @@ class SeriesSnapshot(Store):
         super().__init__(store.path, busy_timeout=store.busy_timeout)
         self.key = (symbol, timeframe)
         self.frame = store.read_ohlcv(symbol, timeframe)
+        self._annotations: list[pl.DataFrame] = []  # the series', in the order they were added
 
     def __repr__(self) -> str:
         return f"SeriesSnapshot({str(self.path)!r}, {self.key[0]!r}, {self.key[1]!r})"
@@ -52,3 +64,31 @@ class SeriesSnapshot(Store):
         if (symbol, timeframe) != self.key:
             return super().read_ts(symbol, timeframe)
         return self.frame.select("ts")
+
+    def add_annotations(self, symbol: str, timeframe: str, rows: pl.DataFrame) -> int:
+        """Check annotations of the series now and write them with the next write to the file
+        (other series: at once, see :meth:`Store.add_annotations`); returns the row count."""
+        if (symbol, timeframe) != self.key:
+            return super().add_annotations(symbol, timeframe, rows)
+        if rows.height:
+            self._annotations.append(self._checked_annotations(rows))
+        return rows.height
+
+    def read_annotations(self, symbol: str, timeframe: str, start: int | None = None,
+                         end: int | None = None, sources: Sequence[str] = ANNOTATION_SOURCES
+                         ) -> pl.DataFrame:
+        """Return annotations (see :meth:`Store.read_annotations`), the held ones included."""
+        if self._annotations and (symbol, timeframe) == self.key:
+            with self.transaction():  # writes the held annotations
+                pass
+        return super().read_annotations(symbol, timeframe, start, end, sources)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A transaction on the file (see :meth:`Store.transaction`) that first writes the held
+        annotations; they are let go once it commits."""
+        with super().transaction() as con:
+            for rows in self._annotations:
+                self._insert_annotations(con, *self.key, rows)
+            yield con
+        self._annotations.clear()
