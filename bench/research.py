@@ -14,12 +14,12 @@ All in this one process, on a throw-away store holding a real ETH/USDT 1m slice:
   (after one unmeasured warm-up run). Goal: <= 10 %.
 
 Each round measures the direct trials, the 1-worker and the 2-worker sweep back to back
-(``--rounds``, default 3), alternating which sweep goes first; the ratios are given per round
+(``--rounds``, default 5), alternating which sweep goes first; the ratios are given per round
 and as their median, with each round's load. This machine's speed drifts: the same pure-Python
 loop takes 0.21 to 0.31 s from one second to the next on an idle machine, and the same direct
 trial 1.0 to 2.1 s, which is why the sides of each ratio are measured next to each other.
 
-Run: ``.venv/bin/python bench/research.py [--trials 8] [--rounds 3]``; writes
+Run: ``.venv/bin/python bench/research.py [--trials 8] [--rounds 5]``; writes
 ``reports/bench/research.json``. The machine is shared: compare the ratios, and read the load.
 """
 from __future__ import annotations
@@ -161,7 +161,7 @@ def _print(report: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     from workbench.ui.kernel_startup import quiet_libraries
 

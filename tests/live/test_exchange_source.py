@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 
 import numpy as np
@@ -122,6 +123,11 @@ def test_cli_follows_the_local_exchange_with_paper_trading_and_stops_on_ctrl_c(e
     sim = ExchangeSim(served, ExchangeSimConfig(SYM, TF, start_index=110))
     args = ["--db", str(eth_store.path), "live", "--model", run_id, "--symbol", SYM,
             "--timeframe", TF, "--source", "exchange", "--paper", "--json"]
+    # a URL that is not http(s) fails at once, before any request (ccxt would retry it)
+    started = time.monotonic()
+    bad = CliRunner().invoke(app, [*args, "--exchange-url", "ftp://127.0.0.1:1/"])
+    assert bad.exit_code == 2 and "is not an http(s) URL" in bad.output
+    assert "Traceback" not in bad.output and time.monotonic() - started < 30
     with SimThread(sim) as url:
         result = CliRunner().invoke(app, [*args, "--exchange-url", url, "--max-candles", "40"])
         assert result.exit_code == 0, result.output
@@ -155,6 +161,13 @@ def test_bad_source_options_fail_typed(eth_store):
 
     with pytest.raises(ParameterError, match="transport"):
         ExchangeSourceConfig(transport="pigeon")
+    with pytest.raises(ParameterError, match="exchange id is empty"):
+        ExchangeSourceConfig(exchange="  ")
+    with pytest.raises(ParameterError, match="'127.0.0.1:8765' is not an http"):
+        ExchangeSourceConfig(url="127.0.0.1:8765")
+    config = ExchangeSourceConfig(exchange=" binance ", url=" http://127.0.0.1:8765 ")
+    assert (config.exchange, config.url) == ("binance", "http://127.0.0.1:8765")
+    assert ExchangeSourceConfig(url="  ").url is None
     result = CliRunner().invoke(app, ["--db", str(eth_store.path), "exchange-sim", "--data",
                                       "data/binance_ethusdt_1m.parquet", "--symbol", SYM,
                                       "--timeframe", TF, "--faults", "drop,flood"])
@@ -191,3 +204,37 @@ def test_the_exchange_is_a_registered_live_data_source(tmp_store, candles):
     feed = open_feed("exchange", tmp_store, SYM, TF, FeedRequest(history=31, pivot_strength=3))
     assert isinstance(feed, ExchangeFeed) and feed.series.length == STORED
     assert feed.cfg.exchange == "binance" and feed.cfg.url is None  # the real one by default
+
+
+def test_stop_during_a_reconnect_backoff_ends_the_feed_at_once(tmp_store, candles):
+    """After a websocket disconnect the feed waits ``backoff_s`` (here 30 s) before it
+    reconnects; a stop in that wait ends the run within a second, not after the backoff."""
+    import threading
+
+    from workbench.exchange.sim import ExchangeSim, ExchangeSimConfig, SimThread
+
+    def wait_for(condition) -> bool:
+        deadline = time.monotonic() + 60
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return condition()
+
+    tmp_store.replace_series(SYM, TF, candles.head(STORED))
+    server = SimThread(ExchangeSim(candles, ExchangeSimConfig(SYM, TF, speed=60.0,
+                                                              start_index=LIVE_FROM)))
+    with server as url:
+        feed = ExchangeFeed.from_store(tmp_store, SYM, TF, ExchangeSourceConfig(
+            url=url, transport="ws", poll_s=60.0, backoff_s=30.0, max_backoff_s=30.0))
+        runner = threading.Thread(target=feed.run, daemon=True)
+        runner.start()
+        live = int(candles["ts"][LIVE_FROM])  # the first candle the websocket closes
+        assert wait_for(lambda: (feed.status()["last_candle_ts"] or 0) >= live)
+        server.disconnect()
+        assert wait_for(lambda: feed.retry.network_errors >= 1)  # in the 30 s backoff now
+        time.sleep(0.5)
+        stopped_at = time.monotonic()
+        feed.stop()
+        runner.join(timeout=10)
+        took = time.monotonic() - stopped_at
+    assert not runner.is_alive() and took < 2.0, took
+    assert feed.state == "stopped" and not feed.connected

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import polars as pl
 
@@ -44,6 +45,30 @@ from workbench.live.feed import PushFeed
 
 TRANSPORTS = ("auto", "ws", "rest")
 _COLUMNS = ("ts", "open", "high", "low", "close", "volume")
+
+
+def check_exchange_fields(exchange: str | None, url: str | None) -> tuple[str, str | None]:
+    """Return the stripped exchange id and URL (None when empty).
+
+    Raises
+    ------
+    ParameterError : an empty exchange id, or a URL that is not ``http(s)://host[:port][/path]``
+        (checked here, before any request: ccxt would retry a bad URL as a network fault).
+    """
+    exchange, url = (exchange or "").strip(), (url or "").strip()
+    if not exchange:
+        raise ParameterError("exchange id is empty: type a ccxt exchange id, e.g. binance")
+    if not url:
+        return exchange, None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ParameterError(f"exchange URL {url!r} is not valid: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in url:
+        raise ParameterError(f"exchange URL {url!r} is not an http(s) URL such as "
+                             "http://127.0.0.1:8765 (leave it empty for the exchange's own)")
+    return exchange, url
 
 
 @dataclass(frozen=True)
@@ -69,6 +94,9 @@ class ExchangeSourceConfig:
     history: int = 1000  # stored candles loaded for windows and pivots
 
     def __post_init__(self):
+        exchange, url = check_exchange_fields(self.exchange, self.url)
+        object.__setattr__(self, "exchange", exchange)
+        object.__setattr__(self, "url", url)
         if self.transport not in TRANSPORTS:
             raise ParameterError(f"transport {self.transport!r} is not known; known: "
                                  f"{', '.join(TRANSPORTS)}")

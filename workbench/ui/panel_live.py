@@ -26,7 +26,6 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 import ipywidgets as w
 
@@ -61,25 +60,15 @@ def check_exchange(exchange: str, url: str) -> tuple[str, str | None]:
 
     Raises
     ------
-    ParameterError : an empty exchange id, or a URL that is not ``http(s)://host[:port][/path]``.
+    ParameterError : an empty exchange id, or a URL that is not ``http(s)://host[:port][/path]``
+        (:func:`~workbench.live.exchange_source.check_exchange_fields`, as on the command line).
     NotFoundError : an exchange id ccxt does not know.
     """
     from workbench.live.exchange_client import rest_client
+    from workbench.live.exchange_source import check_exchange_fields
 
-    exchange, url = (exchange or "").strip(), (url or "").strip()
-    if not exchange:
-        raise ParameterError("exchange id is empty: type a ccxt exchange id, e.g. binance")
+    exchange, url = check_exchange_fields(exchange, url)
     rest_client(exchange)  # raises NotFoundError naming an id ccxt does not know
-    if not url:
-        return exchange, None
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError as exc:
-        raise ParameterError(f"exchange URL {url!r} is not valid: {exc}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or " " in url:
-        raise ParameterError(f"exchange URL {url!r} is not an http(s) URL such as "
-                             "http://127.0.0.1:8765 (leave it empty for the exchange's own)")
     return exchange, url
 
 
