@@ -49,3 +49,25 @@ def test_a_config_reads_as_a_parameter_table_not_a_repr():
     assert shown["start"] == "2025-06-01 00:00 UTC" and shown["sim.fee"] == "0.100 %"
     assert shown["sim.fill"] == "next_open" and shown["signals_path"] == "–"
     assert "BacktestConfig(" not in repr(t) and "SimConfig(" not in t._repr_html_()
+
+
+def test_research_tables_read_like_the_statistics_block():
+    from workbench.research.report import baselines_frame
+    from workbench.ui.tables import research_table
+
+    stats = {"return_pct": -0.0286, "sharpe": -1.234, "max_drawdown": 0.05, "n_trades": 16}
+    shown = research_table(baselines_frame({
+        "model": stats, "buy_hold": {**stats, "n_trades": 1},
+        "random_entries": {"draws": 100, "return_pct": 0.01, "return_p05": -0.02,
+                           "return_p95": 0.03, "n_trades": 16, "model_percentile": 12.0}}))
+    assert shown.columns[:5] == ("strategy", "return", "Sharpe", "max drawdown", "trades opened")
+    assert shown.cell(0, "return") == "-2.86 %" and shown.cell(0, "max drawdown") == "-5.00 %"
+    # a value that does not apply reads the same in every column
+    assert shown.cell(2, "Sharpe") == shown.cell(2, "max drawdown") == "n/a"
+    board = research_table(pl.DataFrame({
+        "name": ["trial 0", "flat (always HOLD)"], "value": [1.5, None],
+        "oos_max_drawdown": [-0.1, None],
+        "params": ['{"model.d_model": 8, "training.learning_rate": 0.0031234567}', None]}))
+    assert board.cell(0, "parameters") == "model.d_model = 8, training.learning_rate = 0.00312"
+    assert board.cell(0, "OOS max drawdown") == "-10.00 %"
+    assert board.cell(1, "objective") == board.cell(1, "parameters") == "n/a"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import json
 import math
 from datetime import timedelta
 from typing import Any, Callable, Mapping
@@ -184,9 +185,11 @@ def _flat(obj: Any, prefix: str):
             yield name, value
 
 
-#: headings of the research tables' columns (:mod:`workbench.research.report`)
+#: headings of the research tables' columns (:mod:`workbench.research.report`); a research
+#: table's trade count includes a trade still open at the end, where the statistics block's
+#: "# Trades" counts closed trades (backtesting.py's convention), hence "trades opened"
 RESEARCH_HEADINGS = {"name": "strategy", "return_pct": "return", "sharpe": "Sharpe",
-                     "max_drawdown": "max drawdown", "n_trades": "trades",
+                     "max_drawdown": "max drawdown", "n_trades": "trades opened",
                      "oos_return": "OOS return", "oos_sharpe": "OOS Sharpe",
                      "oos_max_drawdown": "OOS max drawdown", "value": "objective",
                      "params": "parameters"}
@@ -194,7 +197,36 @@ RESEARCH_HEADINGS = {"name": "strategy", "return_pct": "return", "sharpe": "Shar
 
 def research_table(frame: pl.DataFrame, *, caption: str = "") -> Table:
     """A baselines or leaderboard frame (``research.report.baselines_frame`` / ``leaderboard``)
-    with readable headings; returns and drawdowns (fractions) read as percentages."""
-    fractions = {c: "fraction" for c in frame.columns if c.endswith(("return", "return_pct",
-                                                                     "drawdown"))}
-    return table(frame, fractions, rename=RESEARCH_HEADINGS, caption=caption)
+    with readable headings.
+
+    Returns read as percentages, drawdowns as negative percentages (as in the statistics block),
+    parameters as ``key = value`` with 3 significant digits, and a missing value as ``n/a`` in
+    every column.
+    """
+    formats: dict[str, Callable[[Any], str]] = {c: _or_na(readable) for c in frame.columns}
+    for c in frame.columns:
+        if c.endswith("drawdown"):
+            formats[c] = lambda v: human_percent(None if v is None else -abs(v), fraction=True)
+        elif c.endswith(("return", "return_pct")):
+            formats[c] = FORMATS["fraction"]
+    if "params" in frame.columns:
+        formats["params"] = _or_na(_params_text)
+    return table(frame, formats, rename=RESEARCH_HEADINGS, caption=caption)
+
+
+def _or_na(fn: Callable[[Any], str]) -> Callable[[Any], str]:
+    return lambda v: "n/a" if v is None else fn(v)
+
+
+def _params_text(params: str | Mapping) -> str:
+    """``{"training.learning_rate": 0.0031234}`` (or its JSON) as ``training.learning_rate =
+    0.00312``."""
+    if isinstance(params, str):
+        try:
+            params = json.loads(params)
+        except ValueError:
+            return params
+    if not isinstance(params, Mapping):
+        return readable(params)
+    return ", ".join(f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {readable(v)}"
+                     for k, v in params.items())
