@@ -85,6 +85,17 @@ def test_backtest_visible_chart_fills_the_result_table(panel):
     segments = [trace for trace in panel.chart.data if "trade" in (trace.name or "")]
     assert sum(len(t.x) // 3 for t in segments if t.x is not None) == shown.height
     assert f"{shown.height} trades" in panel.chart_caption.value and shown.height > 0
+    # a new view (a Voila page) starts from the backtest as drawn, saved once: the idle tick
+    # after the job finds nothing changed since the draw saved it
+    saved, layout = panel.chart._widget_data, panel.chart._widget_layout
+    assert len(saved[0]["x"]) == panel.chart_candles
+    assert layout["title"]["text"] == panel.chart.layout.title.text
+    assert layout["title"]["text"].startswith("backtest of")
+    panel.live_chart.settle()
+    assert panel.chart._widget_data is saved
+    panel.live_chart.show_equity([first], [1.0])  # a change: the next settle saves it
+    panel.live_chart.settle()
+    assert panel.chart._widget_data is not saved
     first, last = prepare.pick_range(panel.store, "ETH/USDT", "1m", candles=300)
     twin = run_backtest(BacktestConfig(symbol="ETH/USDT", timeframe="1m", start=first, end=last,
                                        model=panel.model.value, persist=False),

@@ -80,9 +80,14 @@ def live_view(run: LiveRun) -> dict:
     fees, open_order, equity_curve [(ts, equity)]`` (None without a broker); ``source`` the
     exchange status (None for a replay).
     """
+    return {"session": run.session.snapshot(), **paper_and_source(run)}
+
+
+def paper_and_source(run: LiveRun) -> dict:
+    """The ``paper`` and ``source`` parts of :func:`live_view`, without the session snapshot
+    (for a caller that took one already this refresh)."""
     status = getattr(run.feed, "status", None)
-    return {"session": run.session.snapshot(),
-            "paper": run.broker.view() if run.broker is not None else None,
+    return {"paper": run.broker.view() if run.broker is not None else None,
             "source": status() if status is not None else None}
 
 

@@ -163,6 +163,7 @@ class PanelLive:
         self.view = w.HTML().add_class("wb-live-view")
         self.run = self.summary = None
         self._source = ""  # the exchange status cells last shown
+        self._curve_key = None  # (points, last point) of the paper equity curve last drawn
 
     @property
     def session(self):
@@ -186,6 +187,7 @@ class PanelLive:
                                 config=SessionConfig(ledger=True, keep=self.keep),
                                 **span, **choice.options)
         self.summary = PredictionSummary()
+        self._curve_key = None
         self.session.add_update_hook(self.summary)
         if mode is TrainingMode.MANUAL:
             self.session.pause()
@@ -223,15 +225,19 @@ class PanelLive:
         return stats
 
     def show(self) -> None:
-        """Refresh the exchange and paper views from the running session (any thread)."""
-        from workbench.live.live_view import live_view
+        """Refresh the exchange and paper views from the running session (any thread); the
+        paper equity curve is redrawn only when it changed."""
+        from workbench.live.live_view import paper_and_source
 
-        view = live_view(self.run)
+        view = paper_and_source(self.run)
         self._source = source_cells(view["source"]) if view["source"] else ""
         paper = view["paper"]
         if paper is not None:
             curve = paper["equity_curve"]
-            self.chart.show_equity([t for t, _ in curve], [e for _, e in curve])
+            key = (len(curve), curve[-1] if curve else None)
+            if key != self._curve_key:
+                self.chart.show_equity([t for t, _ in curve], [e for _, e in curve])
+                self._curve_key = key
         self.view.value = self._source + (paper_cells(paper) if paper is not None else "")
 
     def show_stored(self) -> None:

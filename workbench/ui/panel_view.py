@@ -17,6 +17,8 @@ Static exports (overview.png) stay with matplotlib in :mod:`workbench.ui.charts`
 """
 from __future__ import annotations
 
+import contextlib
+
 import ipywidgets as w
 import numpy as np
 import plotly.graph_objects as go
@@ -66,11 +68,19 @@ class PanelChart:
         self.session = None
         self._drawn = (0, 0)
         self._paper = False  # the equity pane shows paper equity (else the session's own)
+        self._settled = False  # the widget's synced state is the figure (see settle)
+
+    @contextlib.contextmanager
+    def _changing(self):
+        """Change the figure in one message; a later :meth:`settle` saves it again."""
+        with self.widget.batch_update():
+            yield
+        self._settled = False
 
     # -- what is drawn ---------------------------------------------------------------------------
     def _show(self, frame: pl.DataFrame, title: str, signals=None) -> None:
         """Replace the candles (and signals) held; clear every overlay; set the title."""
-        with self.widget.batch_update():
+        with self._changing():
             self.chart.show_snapshot({"candles": frame.select(
                 "ts", "open", "high", "low", "close", "volume"), "signals": signals})
             for slot in self._slots:
@@ -83,13 +93,17 @@ class PanelChart:
 
     # -- a live session --------------------------------------------------------------------------
     def start(self, store, session) -> None:
-        """Follow ``session``: draw the stored candles before its first one."""
+        """Follow ``session``: draw the stored candles before its first one (the last
+        ``candles`` of them, read by their times in the session's series)."""
         self.session, self._drawn, self._paper = session, (0, 0), False
-        last_history = int(session.series.ts[session.feed.last_index]) \
-            if session.feed.last_index >= 0 else None
-        frame = store.read_ohlcv(session.symbol, session.timeframe, None, last_history).tail(
-            self.candles) if last_history is not None else store.read_ohlcv(
-            session.symbol, session.timeframe).head(0)
+        ts, last = session.series.ts, session.feed.last_index
+        if last >= 0:
+            first = last + 1 - self.candles  # < 0: the session holds fewer, read them all
+            frame = store.read_ohlcv(session.symbol, session.timeframe,
+                                     int(ts[first]) if first >= 0 else None,
+                                     int(ts[last])).tail(self.candles)
+        else:
+            frame = store.read_ohlcv(session.symbol, session.timeframe).head(0)
         self._show(frame, f"{session.symbol} {session.timeframe} · {session.mode}")
 
     def invalidate(self) -> None:
@@ -118,7 +132,7 @@ class PanelChart:
     def _draw(self, snap: dict, label: str) -> None:
         from workbench.features.pivots import pivots_from_frame
 
-        with self.widget.batch_update():
+        with self._changing():
             self.chart.append(snap["candles"], snap["signals"], snap["ghost"])
             frame = self.chart.frame()
             shown = self.marks().join(frame.select("ts", "high", "low"), on="ts", how="inner")
@@ -151,7 +165,7 @@ class PanelChart:
         """Draw the paper equity curve (epoch-ms ``ts``) for the candles shown (in place of the
         session's own equity from then on)."""
         self._paper = True
-        with self.widget.batch_update():
+        with self._changing():
             self.chart.show_equity(ts, equity, name="paper equity")
 
     # -- before a session, after a backtest ------------------------------------------------------
@@ -176,7 +190,7 @@ class PanelChart:
         frame = store.read_ohlcv(config.symbol, config.timeframe, config.start, config.end)
         shown = frame.tail(self.candles)
         trades = result.trades.filter(pl.col("entry_ts") >= shown["ts"][0])
-        with self.widget.batch_update():  # one message: candles, signals and trades
+        with self._changing():  # one message: candles, signals and trades
             self._show(shown, f"backtest of {label}: signals and trades",
                        signals=result.equity.select("ts", "signal"))
             for slot, trace in zip(self._slots[3:], plots.trade_traces(
@@ -190,8 +204,11 @@ class PanelChart:
 
     def settle(self) -> None:
         """Save what is drawn as the state a new view starts from (after a range, a backtest or
-        a session: not per live update, which goes to the views as a delta)."""
-        save_state(self.widget)
+        a session: not per live update, which goes to the views as a delta); nothing to do
+        when the figure has not changed since (a whole ``to_dict`` of it saved)."""
+        if not self._settled:
+            save_state(self.widget)
+            self._settled = True
 
 
 # -- the status line -----------------------------------------------------------------------------
