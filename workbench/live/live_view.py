@@ -31,10 +31,11 @@ SOURCES = ("replay", "exchange")
 
 @dataclass
 class LiveRun:
-    """A session, its paper broker (or None) and its feed."""
+    """A session, its paper broker (or None), its feed and the source it follows."""
 
     session: object
     broker: object | None
+    source: str = "replay"  # one of SOURCES: the one place that says what the feed is
 
     @property
     def feed(self):
@@ -70,7 +71,7 @@ def open_session(handle, store, symbol: str, timeframe: str, mode, *, source: st
                              "only")
     session = LiveSession(handle, store, symbol, timeframe, mode, start, end, speed,
                           config=config, feed=feed)
-    return LiveRun(session, PaperBroker.attach(session) if paper else None)
+    return LiveRun(session, PaperBroker.attach(session) if paper else None, source)
 
 
 def live_view(run: LiveRun) -> dict:
@@ -86,9 +87,8 @@ def live_view(run: LiveRun) -> dict:
 def paper_and_source(run: LiveRun) -> dict:
     """The ``paper`` and ``source`` parts of :func:`live_view`, without the session snapshot
     (for a caller that took one already this refresh)."""
-    status = getattr(run.feed, "status", None)
     return {"paper": run.broker.view() if run.broker is not None else None,
-            "source": status() if status is not None else None}
+            "source": run.feed.status() if run.source == "exchange" else None}
 
 
 def close_session(run: LiveRun, timeout: float | None = 30.0) -> dict:

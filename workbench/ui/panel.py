@@ -291,7 +291,7 @@ class ControlPanel:
             stats = self.live.run_to_end()
         finally:
             self.live.drain(self.log)  # every prediction line before the end line
-        if self.live.controls.exchange_chosen:  # the lineage range: the candles it saw
+        if self.live.run.source == "exchange":  # the lineage range: the candles it saw
             self.slot.live_meta["range"] = self.live.emitted_range()
         self.log(f"session ended ({stats['state']}): {stats['candles']} candles, "
                  f"{stats['predictions']} predictions, {stats['training_steps']} training steps, "

@@ -197,7 +197,7 @@ class PanelLive:
     def describe(self, speed: str) -> str:
         """Where the session's candles come from (and whether it paper-trades), for the log."""
         feed = self.session.feed
-        if not hasattr(feed, "status"):  # what live_view tells an exchange feed by
+        if self.run.source != "exchange":
             text = f"history replay of {feed.end_index - feed.start_index} candles at {speed}"
         else:
             text = (f"exchange {feed.cfg.exchange}" + (f" at {feed.cfg.url}" if feed.cfg.url
