@@ -43,6 +43,28 @@ def test_every_notebook_runs_with_the_ci_profile(suite):
         assert doc["status"] == "ok" and doc["records"] == by_name[name].records
 
 
+def test_every_plotly_figure_also_goes_out_as_html(suite):
+    """A figure shown only as plotly's mime type draws nowhere but JupyterLab: Voila pages load
+    no plotly mime renderer (it is denied on the dashboard) and HTML reports have none, so the
+    page shows an empty space. ``plots.setup_notebook()`` selects the renderer giving both."""
+    _, by_name = suite
+    bare = {}
+    for name, result in by_name.items():
+        for cell in json.loads(open(result.ipynb).read())["cells"]:
+            for out in cell.get("outputs", []):
+                data = out.get("data", {})
+                if "application/vnd.plotly.v1+json" in data and "text/html" not in data:
+                    bare.setdefault(name, []).append(cell.get("id"))
+    assert not bare, bare
+    shown = json.loads(open(by_name["07_research"].ipynb).read())
+    figures = [out for cell in shown["cells"] for out in cell.get("outputs", [])
+               if "plotly-graph-div" in "".join(out.get("data", {}).get("text/html", ""))]
+    assert len(figures) >= 2  # Optuna's parallel coordinates and the per-fold equity at least
+    rec = by_name["07_research"].records
+    assert rec["n_trials"] == 2 and "parallel_coordinate" in rec["optuna_figures"]
+    assert rec["oos_bars"] > 0  # the best trial's out-of-sample equity is drawn
+
+
 def test_data_notebook_ingested_the_real_series(suite):
     rec = suite[1]["01_data"].records
     assert rec["ingest_status"] == "ingested" and rec["candles"] == 130_708

@@ -60,14 +60,16 @@ def test_research_tables_read_like_the_statistics_block():
         "model": stats, "buy_hold": {**stats, "n_trades": 1},
         "random_entries": {"draws": 100, "return_pct": 0.01, "return_p05": -0.02,
                            "return_p95": 0.03, "n_trades": 16, "model_percentile": 12.0}}))
-    assert shown.columns[:5] == ("strategy", "return", "Sharpe", "max drawdown", "trades opened")
+    sharpe = "Sharpe (annualised from bars)"
+    assert shown.columns[:5] == ("strategy", "return", sharpe, "max drawdown", "trades opened")
     assert shown.cell(0, "return") == "-2.86 %" and shown.cell(0, "max drawdown") == "-5.00 %"
     # a value that does not apply reads the same in every column
-    assert shown.cell(2, "Sharpe") == shown.cell(2, "max drawdown") == "n/a"
+    assert shown.cell(2, sharpe) == shown.cell(2, "max drawdown") == "n/a"
     board = research_table(pl.DataFrame({
         "name": ["trial 0", "flat (always HOLD)"], "value": [1.5, None],
-        "oos_max_drawdown": [-0.1, None],
+        "oos_max_drawdown": [-0.1, 0.0],
         "params": ['{"model.d_model": 8, "training.learning_rate": 0.0031234567}', None]}))
     assert board.cell(0, "parameters") == "model.d_model = 8, training.learning_rate = 0.00312"
     assert board.cell(0, "OOS max drawdown") == "-10.00 %"
+    assert board.cell(1, "OOS max drawdown") == "0.00 %"  # never "-0.00 %"
     assert board.cell(1, "objective") == board.cell(1, "parameters") == "n/a"

@@ -97,6 +97,14 @@ def optuna_figures(study) -> dict:
     return figures
 
 
+def best_evaluation_id(store, sweep_id: str) -> str | None:
+    """Return the evaluation id of a sweep's best trial (None without a completed trial)."""
+    best = sweep_summary(store, sweep_id).get("best_trial")
+    rows = store.sweep_trials(sweep_id).filter(pl.col("trial") == best) if best is not None \
+        else None
+    return rows["evaluation_id"][0] if rows is not None and rows.height else None
+
+
 def fold_equity(store, evaluation_id: str) -> pl.DataFrame:
     """Return the chained out-of-sample curve (ts, fold, returns, equity) of an evaluation."""
     rows = store.evaluations().filter(pl.col("evaluation_id") == evaluation_id).to_dicts()
@@ -113,5 +121,6 @@ def fold_equity_figure(curve: pl.DataFrame, title: str):
     for (fold,), part in curve.group_by("fold", maintain_order=True):
         fig.add_trace(go.Scatter(x=pl.from_epoch(part["ts"], time_unit="ms").to_list(),
                                  y=part["equity"].to_list(), mode="lines", name=f"fold {fold}"))
-    fig.update_layout(title=title, xaxis_title="time (UTC)", yaxis_title="equity")
+    fig.update_layout(title=title, xaxis_title="time (UTC)", yaxis_title="equity ($)",
+                      yaxis_tickformat=",.0f")
     return fig

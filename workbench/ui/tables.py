@@ -187,10 +187,13 @@ def _flat(obj: Any, prefix: str):
 
 #: headings of the research tables' columns (:mod:`workbench.research.report`); a research
 #: table's trade count includes a trade still open at the end, where the statistics block's
-#: "# Trades" counts closed trades (backtesting.py's convention), hence "trades opened"
-RESEARCH_HEADINGS = {"name": "strategy", "return_pct": "return", "sharpe": "Sharpe",
+#: "# Trades" counts closed trades (backtesting.py's convention), hence "trades opened"; its
+#: Sharpe is annualised from per-bar returns, the block's from daily returns (backtesting.py's)
+RESEARCH_HEADINGS = {"name": "strategy", "return_pct": "return",
+                     "sharpe": "Sharpe (annualised from bars)",
                      "max_drawdown": "max drawdown", "n_trades": "trades opened",
-                     "oos_return": "OOS return", "oos_sharpe": "OOS Sharpe",
+                     "oos_return": "OOS return",
+                     "oos_sharpe": "OOS Sharpe (annualised from bars)",
                      "oos_max_drawdown": "OOS max drawdown", "value": "objective",
                      "params": "parameters"}
 
@@ -206,7 +209,9 @@ def research_table(frame: pl.DataFrame, *, caption: str = "") -> Table:
     formats: dict[str, Callable[[Any], str]] = {c: _or_na(readable) for c in frame.columns}
     for c in frame.columns:
         if c.endswith("drawdown"):
-            formats[c] = lambda v: human_percent(None if v is None else -abs(v), fraction=True)
+            # 0.0 - abs(v): no drawdown reads 0.00 %, not -0.00 %
+            formats[c] = lambda v: human_percent(None if v is None else 0.0 - abs(v),
+                                                 fraction=True)
         elif c.endswith(("return", "return_pct")):
             formats[c] = FORMATS["fraction"]
     if "params" in frame.columns:
