@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import Callback
 from typer.testing import CliRunner
 
 from workbench.cli import app
-from workbench.errors import ActiveRunError, ParameterError, RunError
+from workbench.errors import ActiveRunError, NotFoundError, ParameterError, RunError
 from workbench.research.baselines import BASELINES, RANDOM
 from workbench.research.evaluate import EvaluateSpec, evaluate, plan_folds
 from workbench.train.config import config_from_dict
@@ -86,6 +86,17 @@ def test_a_failed_evaluation_leaves_no_fold_backtest_behind(eth_store, tiny_lstm
     assert eth_store.backtests().height == 0 and eth_store.evaluations().height == 0
     assert list(runs_dir(eth_store.path).rglob("backtests/*")) == []
     assert eth_store.read_annotations("ETH/USDT", "1m").height == 0  # nor the folds' labels
+
+
+def test_an_empty_series_is_refused_with_how_to_ingest_it(tmp_path, tiny_lstm):
+    from workbench.data.store import Store
+
+    with pytest.raises(NotFoundError, match=r"series ETH/USDT 1m in .*empty.duckdb has no "
+                                            r"candles; ingest them first: workbench data ingest"):
+        evaluate(config_from_dict(tiny_lstm), EvaluateSpec(folds=3),
+                 Store(tmp_path / "empty.duckdb"))
+    with pytest.raises(ParameterError, match="20 rows are too few for 3 folds with purge 17"):
+        plan_folds(config_from_dict(tiny_lstm), EvaluateSpec(folds=3, purge=17), 20)
 
 
 def test_fold_runs_never_train_on_rows_the_test_window_reads(eth_store, tiny_lstm):

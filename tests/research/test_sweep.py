@@ -119,6 +119,17 @@ def test_resuming_an_unknown_sweep_is_refused(local_ray, eth_store, tiny_lstm, s
         sweep(tiny_lstm, space, _spec(1), eth_store, sweep_id="sw-nope")
 
 
+def test_a_sweep_of_a_series_without_candles_is_refused_before_ray_starts(tmp_path, tiny_lstm,
+                                                                          space):
+    from workbench.data.store import Store
+    from workbench.errors import NotFoundError
+
+    empty = Store(tmp_path / "empty.duckdb")
+    with pytest.raises(NotFoundError, match="has no candles; ingest them first"):
+        sweep(tiny_lstm, space, _spec(2), empty)
+    assert not storage_path(empty.path).exists()  # no study was started
+
+
 def test_space_errors_name_the_file_and_key(tmp_path, tiny_lstm):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model.d_model: {low: 32, high: 8}\n")

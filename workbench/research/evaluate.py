@@ -32,7 +32,7 @@ from workbench.backtest.engine import (BacktestConfig, backtest_row, run_backtes
                                        write_backtest_files)
 from workbench.backtest.simulate import SimConfig
 from workbench.data.store.snapshot import SeriesSnapshot
-from workbench.errors import ParameterError
+from workbench.errors import NotFoundError, ParameterError
 from workbench.research import baselines as bl
 from workbench.research.folds import fold_ranges, min_purge
 from workbench.research.overfitting import return_intervals
@@ -91,6 +91,17 @@ def plan_folds(config, spec: EvaluateSpec, n_rows: int):
             train_size = test_size = None if spec.test_size is None else test_size
     return fold_ranges(n_rows, spec.folds, test_size=test_size, train_size=train_size,
                        scheme=spec.scheme, purge=purge, embargo=spec.embargo)
+
+
+def require_candles(data_cfg, path, n_rows: int) -> None:
+    """Raise NotFoundError, saying how to ingest them, when the series has no candles."""
+    if n_rows == 0:
+        ranged = data_cfg.start is not None or data_cfg.end is not None
+        raise NotFoundError(
+            f"series {data_cfg.symbol} {data_cfg.timeframe} in {path} has no "
+            f"candles{' in the chosen range' if ranged else ''}; ingest them first: workbench "
+            f"data ingest FILE --symbol {data_cfg.symbol} --timeframe {data_cfg.timeframe} "
+            "(make demo ingests the shipped data)")
 
 
 def _fold_config(config, ts: np.ndarray, fold, evaluation_id: str):
@@ -181,6 +192,7 @@ def evaluate(config, spec: EvaluateSpec, store, *, db=None, evaluation_id: str |
     store = SeriesSnapshot(store, config.data.symbol, config.data.timeframe)
     frame = store.read_ohlcv(config.data.symbol, config.data.timeframe, config.data.start,
                              config.data.end)
+    require_candles(config.data, store.path, frame.height)
     folds = plan_folds(config, spec, frame.height)
     evaluation_id = evaluation_id or new_evaluation_id()
     rows, segments = [], []

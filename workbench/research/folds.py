@@ -65,7 +65,8 @@ def fold_ranges(n_rows: int, folds: int, *, test_size: int | None = None,
         raise ParameterError(f"purge {purge} and embargo {embargo} must be >= 0")
     test_size = test_size or (n_rows - purge - folds * embargo) // (folds + 1)
     if test_size < 1:
-        raise ParameterError(f"{n_rows} rows are too few for {folds} folds")
+        raise ParameterError(f"{n_rows} rows are too few for {folds} folds with purge {purge} "
+                             f"and embargo {embargo}: use fewer folds or a longer range")
     first_test = n_rows - folds * test_size - (folds - 1) * embargo
     room = first_test - purge
     train_size = train_size or room

@@ -46,7 +46,8 @@ from lightning.pytorch.callbacks import Callback
 
 from workbench.errors import ParameterError, RunError, WorkbenchError
 from workbench.paths import PROJECT_ROOT, resolve_db_path
-from workbench.research.evaluate import EvaluateSpec, active_job, evaluate
+from workbench.research.evaluate import (EvaluateSpec, active_job, evaluate, plan_folds,
+                                         require_candles)
 from workbench.research.trials import sweep_statistics, trials_frame
 
 SAMPLERS = ("tpe", "random")
@@ -408,6 +409,7 @@ def sweep(config_raw: dict, space, spec: SweepSpec, store, *, sweep_id: str | No
     of the best trial's windows).
     """
     db = resolve_db_path(store.path)
+    _check_series(config_raw, spec, store)  # before Ray starts: not N trials failing alike
     resume = sweep_id is not None
     sweep_id = sweep_id or new_sweep_id()
     with active_job(sweep_id, db):
@@ -419,6 +421,17 @@ def sweep(config_raw: dict, space, spec: SweepSpec, store, *, sweep_id: str | No
                    lambda trial, params: _payload(config_raw, spec, db, sweep_id, trial, params),
                    progress)
     return _summarise(study, spec, store, sweep_id)
+
+
+def _check_series(config_raw: dict, spec: SweepSpec, store) -> None:
+    """Raise what every trial would raise when the base config's series cannot be evaluated:
+    NotFoundError without candles, ParameterError when the folds do not fit."""
+    from workbench.train.config import config_from_dict
+
+    data = config_from_dict(config_raw).data
+    n_rows = store.read_ohlcv(data.symbol, data.timeframe, data.start, data.end).height
+    require_candles(data, store.path, n_rows)
+    plan_folds(config_from_dict(config_raw), spec.evaluation, n_rows)
 
 
 def _summarise(study, spec: SweepSpec, store, sweep_id: str) -> dict:
