@@ -32,7 +32,6 @@ space (:mod:`workbench.research.space`), runs each trial as a Ray task with decl
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
@@ -428,10 +427,11 @@ def _check_series(config_raw: dict, spec: SweepSpec, store) -> None:
     NotFoundError without candles, ParameterError when the folds do not fit."""
     from workbench.train.config import config_from_dict
 
-    data = config_from_dict(config_raw).data
+    config = config_from_dict(config_raw)
+    data = config.data
     n_rows = store.read_ohlcv(data.symbol, data.timeframe, data.start, data.end).height
     require_candles(data, store.path, n_rows)
-    plan_folds(config_from_dict(config_raw), spec.evaluation, n_rows)
+    plan_folds(config, spec.evaluation, n_rows)
 
 
 def _summarise(study, spec: SweepSpec, store, sweep_id: str) -> dict:
