@@ -76,7 +76,7 @@ def _print_run(r: dict) -> None:
 @runs_app.command("list")
 def runs_list(as_json: bool = _common.JSON_OPTION) -> None:
     """List training runs, newest first."""
-    from workbench.train.runs import list_runs
+    from workbench.runs import list_runs  # no torch: a listing starts in a second
 
     rows = list_runs(_common.db_path())
 
@@ -95,7 +95,7 @@ def runs_list(as_json: bool = _common.JSON_OPTION) -> None:
 def runs_show(run_id: str = typer.Argument(..., help="The run id."),
               as_json: bool = _common.JSON_OPTION) -> None:
     """Show one run: status, times, metrics per epoch, artifacts."""
-    from workbench.train.runs import show_run
+    from workbench.runs import show_run
 
     try:
         record = show_run(run_id, _common.db_path())
