@@ -2,6 +2,7 @@
 
 Both run against a throw-away store and runs folder: 01_data ingests the real shipped ETH/USDT
 series into it and 02_train trains the quick model that the later notebooks (and nbval) use.
+07_research's sweep is then served read-only on the dashboard and checked in chromium.
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import sys
 
 import pytest
 
-from workbench.paths import NOTEBOOKS_DIR, PROJECT_ROOT
+from tests.ui.voila_server import PageLog, chromium, open_page, running_voila
+from workbench.paths import NOTEBOOKS_DIR, PROJECT_ROOT, REPORTS_DIR
 from workbench.research.baselines import BASELINES, RANDOM
 from workbench.ui.notebooks import SUITE, run_suite
 
@@ -63,6 +65,41 @@ def test_every_plotly_figure_also_goes_out_as_html(suite):
     rec = by_name["07_research"].records
     assert rec["n_trials"] == 2 and "parallel_coordinate" in rec["optuna_figures"]
     assert rec["oos_bars"] > 0  # the best trial's out-of-sample equity is drawn
+
+
+CHARTS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(d => ({
+  points: (d.data || []).reduce((n, t) => n + (t.x || []).length, 0),
+  title: (d.layout && d.layout.title && d.layout.title.text) || ''}))"""
+
+
+@pytest.mark.browser
+def test_the_research_page_shows_the_suites_sweep_in_chromium(suite, suite_env, tmp_path):
+    """07 on the dashboard (read-only, on the store the suite's sweep went to): the leaderboard
+    with both trials and the baselines, DSR and PBO in words with the stored numbers, Optuna's
+    parallel coordinates and the best trial's out-of-sample equity per fold, drawn."""
+    _, env = suite_env
+    rec = suite[1]["07_research"].records
+    with running_voila(["07_research"], NOTEBOOKS_DIR, tmp_path / "voila.log", env=env) as base, \
+            chromium() as browser:
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        log = PageLog(tab)
+        open_page(tab, f"{base}/voila/render/07_research.ipynb")
+        tab.wait_for_load_state("networkidle")
+        tab.wait_for_selector(".js-plotly-plot", timeout=60_000)
+        text = tab.inner_text("#rendered_cells")
+        for row in ("trial 0", "trial 1", "flat (always HOLD)", "buy & hold",
+                    "random entries (mean of"):
+            assert row in text, row
+        assert "After 2 tries, the chance this best result is luck is" in text
+        assert f"The probability of backtest overfitting is {rec['pbo']:.0%}" in text
+        charts = tab.evaluate(CHARTS)
+        assert any(c["title"] == "Parallel Coordinate Plot" and c["points"] for c in charts), charts
+        assert any("out-of-sample equity per fold" in c["title"] and c["points"] >= rec["oos_bars"]
+                   for c in charts), charts
+        (REPORTS_DIR / "screens").mkdir(parents=True, exist_ok=True)
+        tab.screenshot(path=str(REPORTS_DIR / "screens" / "07_research_sweep.png"),
+                       full_page=True)
+        log.check(base, "07_research")
 
 
 def test_data_notebook_ingested_the_real_series(suite):

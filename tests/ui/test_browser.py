@@ -15,7 +15,7 @@ import time
 import polars as pl
 import pytest
 
-from tests.ui.voila_server import running_voila
+from tests.ui.voila_server import chromium, running_voila
 from workbench.backtest.stats import STATS_KEYS
 from workbench.data.store import Store
 from workbench.paths import NOTEBOOKS_DIR, REPORTS_DIR
@@ -23,9 +23,6 @@ from workbench.runs import read_run
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 PANEL = "/voila/render/00_control_panel.ipynb"
 IDLE = "button.wb-live_none:not([disabled])"
 LOG = "document.querySelector('.wb-log').innerText"
@@ -64,25 +61,15 @@ def dashboard(ui_db, quick_model, shared_runs, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(dashboard, quick_model):
-    from pathlib import Path
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            tab = browser.new_page(viewport={"width": 1400, "height": 1500})
-            tab.set_default_timeout(120_000)
-            tab.goto(dashboard + PANEL)
-            tab.wait_for_selector(IDLE, timeout=240_000)
-            pick(tab, "model", quick_model)  # not the newest: other UI tests save runs too
-            tab.wait_for_function(f"() => document.querySelector('.wb-model-status').innerText"
-                                  f".includes('{quick_model} (saved)')")
-            yield tab
-        finally:
-            browser.close()
+    with chromium() as browser:
+        tab = browser.new_page(viewport={"width": 1400, "height": 1500})
+        tab.set_default_timeout(120_000)
+        tab.goto(dashboard + PANEL)
+        tab.wait_for_selector(IDLE, timeout=240_000)
+        pick(tab, "model", quick_model)  # not the newest: other UI tests save runs too
+        tab.wait_for_function(f"() => document.querySelector('.wb-model-status').innerText"
+                              f".includes('{quick_model} (saved)')")
+        yield tab
 
 
 def pick(page, name: str, value: str) -> None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ui.voila_server import kernel_count, open_page, running_dashboard, wait_kernels
+from tests.ui.voila_server import (PageLog, chromium, kernel_count, open_page, running_dashboard,
+                                   wait_kernels)
 from workbench.data.store import Store
 from workbench.paths import REPORTS_DIR
 from workbench.ui import dashboard
@@ -16,9 +17,6 @@ from workbench.ui.voila_app import landing_entries
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 SCREENS = REPORTS_DIR / "screens"
 CYCLES = 10
 CYCLE_PAGE = "05_price_model"  # read-only, imports no TensorFlow: each view preheats a new kernel
@@ -43,39 +41,8 @@ def server(ui_db, quick_model, shared_runs, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from pathlib import Path
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-class PageLog:
-    """Every request URL, failed request and console error of a tab."""
-
-    def __init__(self, tab):
-        self.urls, self.failed, self.errors = [], [], []
-        tab.on("request", lambda r: self.urls.append(r.url))
-        tab.on("requestfailed", lambda r: self.failed.append(f"{r.url} {r.failure}"))
-        tab.on("response", lambda r: r.status >= 400 and self.failed.append(f"{r.url} {r.status}"))
-        tab.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        tab.on("pageerror", lambda e: self.errors.append(str(e)))
-
-    def check(self, base: str, page: str = "landing") -> None:
-        outside = [u for u in self.urls if not (u.startswith(base + "/") or u.startswith("data:")
-                                                or u.startswith("blob:"))]
-        problems = [f"request leaving {base}: {u}" for u in outside[:5]]
-        problems += [f"failed request: {f}" for f in self.failed]
-        problems += [f"console error: {e}" for e in self.errors]
-        if problems:
-            pytest.fail(f"{page}:\n" + "\n".join(problems), pytrace=False)
+    with chromium() as browser:
+        yield browser
 
 
 def _tab(browser):

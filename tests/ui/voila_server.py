@@ -1,4 +1,5 @@
-"""Start and stop a real Voila server for tests (the dashboard's own launcher and settings)."""
+"""Start and stop a real Voila server for tests (the dashboard's own launcher and settings), and
+drive Debian's chromium through Playwright against it."""
 from __future__ import annotations
 
 import contextlib
@@ -8,7 +9,50 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator
 
+import pytest
+
 from workbench.ui import dashboard
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it); never `playwright install`
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[object]:
+    """Yield a Playwright ``Browser`` on :data:`CHROMIUM`; fail (not skip) when it is missing."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class PageLog:
+    """Every request URL, failed request and console error of a tab."""
+
+    def __init__(self, tab):
+        self.urls, self.failed, self.errors = [], [], []
+        tab.on("request", lambda r: self.urls.append(r.url))
+        tab.on("requestfailed", lambda r: self.failed.append(f"{r.url} {r.failure}"))
+        tab.on("response", lambda r: r.status >= 400 and self.failed.append(f"{r.url} {r.status}"))
+        tab.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        tab.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def check(self, base: str, page: str = "landing") -> None:
+        """Fail on a request leaving ``base``, a failed request or a console error."""
+        outside = [u for u in self.urls if not (u.startswith(base + "/") or u.startswith("data:")
+                                                or u.startswith("blob:"))]
+        problems = [f"request leaving {base}: {u}" for u in outside[:5]]
+        problems += [f"failed request: {f}" for f in self.failed]
+        problems += [f"console error: {e}" for e in self.errors]
+        if problems:
+            pytest.fail(f"{page}:\n" + "\n".join(problems), pytrace=False)
 
 
 def free_port() -> int:
