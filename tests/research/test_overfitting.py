@@ -92,6 +92,7 @@ def test_bootstrap_ci_covers_the_truth_and_narrows_with_length():
 
 
 def test_luck_sentence_says_it_in_words():
-    assert of.luck_sentence(0.9, 40) == ("after 40 tries, the chance this best result is luck "
-                                         "is 10%")
+    assert of.luck_sentence(0.9, 40) == ("After 40 tries, the chance this best result is luck "
+                                         "is 10%.")
+    assert of.luck_sentence(0.5, 1).startswith("After 1 try,")
     assert "cannot be estimated" in of.luck_sentence(float("nan"), 3)

@@ -80,7 +80,7 @@ def test_sweep_on_local_ray_stores_trials_and_resumes(local_ray, eth_store, tiny
     best = max(rows, key=lambda r: r["value"])
     assert out["best_trial"] == best["trial"] and out["best_params"] == json.loads(best["params"])
     assert 0.0 <= out["deflated_sharpe"] <= 1.0 and 0.0 <= out["pbo"] <= 1.0
-    assert out["luck"].startswith("after 2 tries, the chance this best result is luck is")
+    assert out["luck"].startswith("After 2 tries, the chance this best result is luck is")
     assert eth_store.sweeps().row(0, named=True)["pbo"] == pytest.approx(out["pbo"])
     # every fold run carries the sweep id, its trial and the trial's parameters
     runs = [r for r in list_runs(eth_store.path) if r.get("sweep_id") == out["sweep_id"]]

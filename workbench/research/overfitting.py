@@ -210,8 +210,8 @@ def return_intervals(returns, *, draws: int = 1000, seed: int = 0) -> dict:
 
 
 def luck_sentence(dsr: float, n_trials: int) -> str:
-    """Say in words how likely the best of ``n_trials`` results is luck (1 - DSR)."""
+    """Say in words, as a sentence, how likely the best of ``n_trials`` is luck (1 - DSR)."""
+    tries = f"{n_trials} {'try' if n_trials == 1 else 'tries'}"
     if not math.isfinite(dsr):
-        return f"after {n_trials} tries, the chance the best result is luck cannot be estimated"
-    return (f"after {n_trials} {'try' if n_trials == 1 else 'tries'}, the chance this best "
-            f"result is luck is {1 - dsr:.0%}")
+        return f"After {tries}, the chance the best result is luck cannot be estimated."
+    return f"After {tries}, the chance this best result is luck is {1 - dsr:.0%}."
