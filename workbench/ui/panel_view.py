@@ -24,6 +24,7 @@ import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 
+from workbench.data.store.schema import OHLCV_COLUMNS
 from workbench.live.modes import TrainingMode
 from workbench.ui import plots
 from workbench.ui.live_chart import LiveChart, save_state
@@ -102,8 +103,9 @@ class PanelChart:
             frame = store.read_ohlcv(session.symbol, session.timeframe,
                                      int(ts[first]) if first >= 0 else None,
                                      int(ts[last])).tail(self.candles)
-        else:
-            frame = store.read_ohlcv(session.symbol, session.timeframe).head(0)
+        else:  # nothing before its first candle (a feed with no history): an empty chart
+            frame = pl.DataFrame(schema={c: pl.Int64 if c == "ts" else pl.Float64
+                                         for c in OHLCV_COLUMNS})
         self._show(frame, f"{session.symbol} {session.timeframe} · {session.mode}")
 
     def invalidate(self) -> None:
