@@ -25,7 +25,7 @@ demo: setup
 
 test: setup
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder -q
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope -q
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -x -m "not slow and not browser"

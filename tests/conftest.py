@@ -17,30 +17,6 @@ import pytest  # noqa: E402
 
 from workbench.paths import DATA_DIR  # noqa: E402
 
-# The modules that take minutes, longest first (measured: seconds over a `make test` run on
-# 2 cores). They are collected first and `make test` keeps that order (--no-loadscope-reorder,
-# xdist's default would queue modules by test count, so these few-test modules ran last and one
-# worker finished them alone for minutes); the short modules then fill both workers' gaps.
-LONG_MODULES = (
-    "tests/ui/test_dashboard_browser.py",  # 408 s
-    "tests/notebooks/test_suite.py",  # 387 s
-    "tests/ui/test_dashboard.py",  # 206 s
-    "tests/train/test_runs.py",  # 128 s
-    "tests/research/test_sweep.py",  # 123 s
-    "tests/test_db_flag.py",  # 115 s
-    "tests/ui/test_browser.py",  # 88 s
-    "tests/notebooks/test_concurrency.py",  # 64 s
-    "tests/pricemodel/test_cli.py",  # 58 s
-    "tests/train/test_ddp.py",  # 44 s
-)
-
-
-def pytest_collection_modifyitems(config, items) -> None:
-    """Collect :data:`LONG_MODULES` first, in that order; every other test keeps its place."""
-    rank = {path: i for i, path in enumerate(LONG_MODULES)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
-
-
 ETH_FILE = DATA_DIR / "binance_ethusdt_1m.parquet"
 BTC_FILE = DATA_DIR / "binance_btcusdt_1m.parquet"
 
